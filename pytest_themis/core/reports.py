@@ -1,0 +1,202 @@
+"""Report objects: one :class:`EvaluationReport` per cell, one :class:`ExperimentReport` per run."""
+
+from __future__ import annotations
+
+import math
+import operator
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from .entities import (
+    CellSpec,
+    EvaluationRecord,
+    MetricAggregate,
+    MetricMap,
+    TokenUsage,
+)
+
+__all__ = ["EvaluationReport", "ExperimentReport", "GATE_OPERATORS"]
+
+GATE_OPERATORS: dict[str, Callable[[float, float], bool]] = {
+    ">=": operator.ge,
+    ">": operator.gt,
+    "<=": operator.le,
+    "<": operator.lt,
+    "==": operator.eq,
+}
+
+
+@dataclass
+class EvaluationReport:
+    """Scores of one cell (or of a whole run when ``cell`` is None)."""
+
+    metrics: MetricMap
+    records: list[EvaluationRecord] = field(repr=False)
+    cell: CellSpec | None = None
+    total: int = 0
+    errors: int = 0
+    extraction_failures: int = 0
+    cached: int = 0
+    generated: int = 0
+    usage: TokenUsage = field(default_factory=TokenUsage)
+    cost: float = 0.0
+    duration: float = 0.0
+    incomplete: bool = False
+
+    @classmethod
+    def from_records(
+        cls,
+        records: Iterable[EvaluationRecord],
+        metric_names: Iterable[str],
+        cell: CellSpec | None = None,
+        duration: float = 0.0,
+    ) -> EvaluationReport:
+        from ..evaluation.statistics import aggregate
+
+        records = list(records)
+        names = list(metric_names)
+        values: dict[str, list[float]] = {n: [] for n in names}
+        ids: dict[str, list[str]] = {n: [] for n in names}
+        usage = TokenUsage()
+        cost = 0.0
+        errors = extraction_failures = cached = 0
+        for rec in records:
+            gen = rec.generation
+            if gen.cached:
+                cached += 1
+            if gen.usage is not None:
+                usage = usage + gen.usage
+            if gen.cost:
+                cost += gen.cost
+            if gen.error is not None:
+                errors += 1
+                continue
+            if rec.extraction_error is not None:
+                extraction_failures += 1
+            sample_id = _sample_id(rec)
+            for name in names:
+                score = rec.scores.get(name)
+                if score is not None and not math.isnan(score.value):
+                    values[name].append(score.value)
+                    ids[name].append(sample_id)
+        metrics = MetricMap({n: aggregate(n, values[n], ids[n]) for n in names})
+        incomplete = any(
+            r.generation.error is not None and r.generation.error.kind == "budget" for r in records
+        )
+        return cls(
+            metrics=metrics,
+            records=records,
+            cell=cell,
+            total=len(records),
+            errors=errors,
+            extraction_failures=extraction_failures,
+            cached=cached,
+            generated=len(records) - cached - errors,
+            usage=usage,
+            cost=cost,
+            duration=duration,
+            incomplete=incomplete,
+        )
+
+    @property
+    def cell_id(self) -> str:
+        return self.cell.cell_id if self.cell is not None else "all"
+
+    @property
+    def failures(self) -> list[EvaluationRecord]:
+        """Records whose generation failed (provider errors, cache misses, budget)."""
+        return [r for r in self.records if r.generation.error is not None]
+
+    def metric(self, name: str) -> MetricAggregate:
+        return self.metrics[name]
+
+    def failing_samples(self, name: str, limit: int | None = 5) -> list[str]:
+        """Ids of scored samples whose value for ``name`` is below 1 (worst first)."""
+        agg = self.metrics[name]
+        pairs = sorted(zip(agg.values, agg.sample_ids), key=lambda p: p[0])
+        failing = [sid for value, sid in pairs if value < 1.0]
+        return failing if limit is None else failing[:limit]
+
+    def assert_metric(self, name: str, op: str, threshold: float, *, gate: str = "point") -> None:
+        """Fail with a readable message unless ``metric <op> threshold`` holds.
+
+        ``gate="lower"`` compares the lower end of the 95% CI instead of the mean (for ``>=``/``>``)
+        or the upper end (for ``<=``/``<``).
+        """
+        __tracebackhide__ = True
+        if op not in GATE_OPERATORS:
+            raise ValueError(f"unknown operator {op!r}; use one of {', '.join(GATE_OPERATORS)}")
+        if gate not in ("point", "lower"):
+            raise ValueError(f"unknown gate {gate!r}; use 'point' or 'lower'")
+        agg = self.metrics[name]
+        value = agg.mean
+        if gate == "lower":
+            value = agg.ci_low if op in (">=", ">") else agg.ci_high
+        if agg.count and not math.isnan(value) and GATE_OPERATORS[op](value, threshold):
+            return
+        raise AssertionError(self.describe_gate_failure(name, op, threshold, gate))
+
+    def describe_gate_failure(self, name: str, op: str, threshold: float, gate: str) -> str:
+        agg = self.metrics[name]
+        shown = "mean" if gate == "point" else "CI bound"
+        lines = [
+            f"{self.cell_id}: {agg.name} {shown} {_fmt(agg.mean)} "
+            f"[95% CI {_fmt(agg.ci_low)}, {_fmt(agg.ci_high)}] n={agg.count} "
+            f"is not {op} {threshold:g}",
+        ]
+        if self.errors:
+            lines.append(f"  {self.errors} generation error(s) not scored")
+        failing = self.failing_samples(name)
+        if failing:
+            lines.append(f"  failing samples: {', '.join(failing)}")
+        return "\n".join(lines)
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "cell": self.cell.to_dict() if self.cell is not None else None,
+            "metrics": {n: a.to_dict() for n, a in self.metrics.items()},
+            "counts": {
+                "total": self.total,
+                "cached": self.cached,
+                "generated": self.generated,
+                "errors": self.errors,
+                "extraction_failures": self.extraction_failures,
+            },
+            "usage": self.usage.to_dict(),
+            "cost_usd": round(self.cost, 8),
+            "incomplete": self.incomplete,
+        }
+
+
+@dataclass
+class ExperimentReport:
+    """Everything a run produced: all records, per-cell reports and the manifest."""
+
+    run_id: str
+    records: list[EvaluationRecord] = field(repr=False)
+    evaluation_report: EvaluationReport = field(repr=False)
+    cells: dict[str, EvaluationReport] = field(default_factory=dict, repr=False)
+    metadata: dict[str, Any] = field(default_factory=dict)
+    manifest: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    @property
+    def failures(self) -> list[EvaluationRecord]:
+        return self.evaluation_report.failures
+
+    @property
+    def metrics(self) -> MetricMap:
+        return self.evaluation_report.metrics
+
+    def metric(self, name: str) -> MetricAggregate:
+        """Overall aggregate by name; ``exact_match`` and ``ExactMatch`` both work."""
+        return self.evaluation_report.metrics[name]
+
+
+def _sample_id(rec: EvaluationRecord) -> str:
+    task = rec.generation.task
+    return task.row_id if task.sample_index == 0 else f"{task.row_id}#{task.sample_index}"
+
+
+def _fmt(value: float) -> str:
+    return "nan" if value is None or math.isnan(value) else f"{value:.3f}"

@@ -1,0 +1,81 @@
+"""The provider contract and the name → factory registry."""
+
+from __future__ import annotations
+
+import asyncio
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from typing import Any
+
+from ..core.entities import GenerationTask, ProviderResponse
+from ..errors import ConfigurationError
+
+__all__ = ["Provider", "create_provider", "list_providers", "register_provider"]
+
+
+class Provider(ABC):
+    """Turns a :class:`GenerationTask` into a :class:`ProviderResponse`.
+
+    Implement :meth:`generate` (blocking) and, when the client has a native async API, override
+    :meth:`agenerate` and set ``supports_async = True`` so the runner can keep hundreds of
+    requests in flight on one thread. Failures must be raised as
+    :class:`~pytest_themis.errors.ProviderError` subclasses: transient ones are retried,
+    permanent ones are not.
+    """
+
+    name: str = "provider"
+    supports_async: bool = False
+
+    @abstractmethod
+    def generate(self, task: GenerationTask, *, timeout: float | None = None) -> ProviderResponse:
+        """Return the model's response to ``task.messages`` under ``task.sampling``."""
+
+    async def agenerate(
+        self, task: GenerationTask, *, timeout: float | None = None
+    ) -> ProviderResponse:
+        return await asyncio.to_thread(self.generate, task, timeout=timeout)
+
+    def close(self) -> None:
+        """Release clients and connections (called when a run ends)."""
+
+
+ProviderFactory = Callable[..., Provider]
+_REGISTRY: dict[str, ProviderFactory] = {}
+_BUILTINS = {
+    "fake": "pytest_themis.providers.fake:FakeProvider",
+    "litellm": "pytest_themis.providers.litellm_provider:LiteLLMProvider",
+    "python": "pytest_themis.providers.python_provider:PythonProvider",
+}
+
+
+def register_provider(name: str, factory: ProviderFactory, *, replace: bool = False) -> None:
+    """Make ``create_provider(name)`` call ``factory(**options)``."""
+    if not name or not name.isidentifier():
+        raise ConfigurationError(f"provider name {name!r} must be a Python identifier")
+    if name in _REGISTRY and not replace:
+        raise ConfigurationError(
+            f"provider {name!r} is already registered; pass replace=True to override it"
+        )
+    _REGISTRY[name] = factory
+
+
+def list_providers() -> list[str]:
+    """Names accepted by :func:`create_provider`, sorted."""
+    return sorted(set(_REGISTRY) | set(_BUILTINS))
+
+
+def create_provider(name: str, **options: Any) -> Provider:
+    """Instantiate the provider registered as ``name`` (``fake``, ``litellm``, ``python`` …)."""
+    factory = _REGISTRY.get(name)
+    if factory is None and name in _BUILTINS:
+        module_name, _, attr = _BUILTINS[name].partition(":")
+        import importlib
+
+        factory = getattr(importlib.import_module(module_name), attr)
+        _REGISTRY[name] = factory
+    if factory is None:
+        raise ConfigurationError(
+            f"unknown provider {name!r}; available: {', '.join(list_providers())}. "
+            "Register your own with pytest_themis.providers.register_provider()."
+        )
+    return factory(**options)
