@@ -41,7 +41,14 @@ def is_secret_option(name: str) -> bool:
 
 def redact_options(options: Mapping[str, Any]) -> dict[str, Any]:
     """Copy of ``options`` with every secret-looking value replaced by ``***``."""
-    return {k: (REDACTED if is_secret_option(k) else v) for k, v in sorted(options.items())}
+    out: dict[str, Any] = {}
+    for key, value in sorted(options.items()):
+        if is_secret_option(key):
+            value = REDACTED
+        elif callable(value):
+            value = f"<callable {getattr(value, '__qualname__', type(value).__name__)}>"
+        out[key] = value
+    return out
 
 
 @dataclass(frozen=True)

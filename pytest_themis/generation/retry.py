@@ -1,0 +1,135 @@
+"""Retry policy and adaptive concurrency for provider calls."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections import deque
+import time
+from dataclasses import dataclass
+
+from ..errors import ProviderError
+
+__all__ = ["AdaptiveLimiter", "FixedLimiter", "RetryPolicy"]
+
+
+@dataclass
+class RetryPolicy:
+    """Exponential backoff with full jitter; never sooner than the server's Retry-After.
+
+    Only :class:`~pytest_themis.errors.TransientProviderError` is retried — the decision uses the
+    exception type, never its message.
+    """
+
+    max_retries: int = 3
+    base_delay: float = 0.5
+    max_delay: float = 30.0
+    seed: int | None = None
+
+    def __post_init__(self) -> None:
+        self._rng = random.Random(self.seed)
+
+    def delay(self, attempt: int, error: BaseException) -> float | None:
+        """Seconds to wait before attempt ``attempt + 1``, or None to give up."""
+        if not isinstance(error, ProviderError) or not error.transient:
+            return None
+        if attempt > self.max_retries:
+            return None
+        backoff = min(self.max_delay, self.base_delay * (2 ** (attempt - 1)))
+        wait = self._rng.uniform(backoff / 2, backoff)
+        retry_after = error.retry_after
+        if retry_after is not None and retry_after > 0:
+            # A small margin keeps the next request strictly after the server's window.
+            wait = max(wait, retry_after + 0.01)
+        return wait
+
+
+class FixedLimiter:
+    """A plain concurrency cap."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._sem = asyncio.Semaphore(limit)
+
+    async def acquire(self) -> None:
+        await self._sem.acquire()
+
+    def release(self) -> None:
+        self._sem.release()
+
+    def on_success(self) -> None:
+        pass
+
+    def on_rate_limit(self, retry_after: float | None) -> None:
+        pass
+
+
+class AdaptiveLimiter:
+    """AIMD concurrency: slow start, +1 per window of successes, halve on a 429.
+
+    Starts at ``initial`` and grows by one per success while no 429 has been seen (slow start);
+    after a 429 it grows by one per ``limit`` successes and halves on each later 429 (at most once
+    per ``cooldown`` seconds, so one burst of 429s counts once). A Retry-After briefly pauses new
+    starts. Must be used from one event loop.
+    """
+
+    def __init__(self, initial: int = 8, minimum: int = 1, maximum: int = 1024) -> None:
+        self.limit = float(initial)
+        self.minimum = minimum
+        self.maximum = maximum
+        self.in_flight = 0
+        self.slow_start = True
+        self.cooldown = 0.5
+        self._last_cut = 0.0
+        self._pause_until = 0.0
+        self._waiters: deque[asyncio.Future[None]] = deque()
+        self._wake_scheduled = False
+
+    async def acquire(self) -> None:
+        if not self._waiters and self._has_slot():
+            self.in_flight += 1
+            return
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.append(future)
+        self._schedule_wake()
+        await future
+
+    def release(self) -> None:
+        self.in_flight -= 1
+        self._wake()
+
+    def on_success(self) -> None:
+        step = 1.0 if self.slow_start else 1 / max(1.0, self.limit)
+        self.limit = min(float(self.maximum), self.limit + step)
+        self._wake()
+
+    def on_rate_limit(self, retry_after: float | None) -> None:
+        now = time.monotonic()
+        self.slow_start = False
+        if now - self._last_cut >= self.cooldown:
+            self.limit = max(float(self.minimum), self.limit / 2)
+            self._last_cut = now
+        if retry_after:
+            self._pause_until = max(self._pause_until, now + min(retry_after, 1.0) / 2)
+
+    def _has_slot(self) -> bool:
+        return self.in_flight < int(self.limit) and time.monotonic() >= self._pause_until
+
+    def _wake(self) -> None:
+        while self._waiters and self._has_slot():
+            future = self._waiters.popleft()
+            if not future.done():
+                self.in_flight += 1
+                future.set_result(None)
+        self._schedule_wake()
+
+    def _schedule_wake(self) -> None:
+        delay = self._pause_until - time.monotonic()
+        if self._waiters and delay > 0 and not self._wake_scheduled:
+            self._wake_scheduled = True
+
+            def fire() -> None:
+                self._wake_scheduled = False
+                self._wake()
+
+            asyncio.get_running_loop().call_later(delay, fire)

@@ -1,0 +1,76 @@
+"""Route each task to the provider that serves its model."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping
+from typing import Any
+
+from ..core.entities import GenerationTask, ModelSpec, ProviderResponse
+from ..errors import ConfigurationError
+from ..providers.base import Provider, create_provider
+from .executors import TaskExecutor
+
+__all__ = ["ProviderRouter"]
+
+RouteKey = tuple[str, str]
+
+
+class ProviderRouter(TaskExecutor):
+    """Maps ``(provider, model identifier)`` to a :class:`Provider` instance.
+
+    With no explicit ``routes`` (or ``auto_create=True``) a provider is created on first use from
+    the task's ``ModelSpec.provider``; callables given as python models are wired automatically.
+    A route may also be keyed by provider name alone, serving all of its models.
+    """
+
+    def __init__(
+        self,
+        routes: Mapping[RouteKey | str, Provider] | None = None,
+        *,
+        auto_create: bool | None = None,
+    ) -> None:
+        self._routes: dict[RouteKey | str, Provider] = dict(routes or {})
+        self.auto_create = (not self._routes) if auto_create is None else auto_create
+        self._lock = threading.Lock()
+        self._created: dict[Any, Provider] = {}
+
+    @property
+    def supports_async(self) -> bool:  # type: ignore[override]
+        return True
+
+    def provider_for(self, model: ModelSpec) -> Provider:
+        provider = self._routes.get((model.provider, model.identifier)) or self._routes.get(
+            model.provider
+        )
+        if provider is not None:
+            return provider
+        if not self.auto_create:
+            known = ", ".join(repr(k) for k in self._routes) or "none"
+            raise ConfigurationError(
+                f"no provider routed for model {model.identifier!r} (provider "
+                f"{model.provider!r}); routes: {known}. Add "
+                f"({model.provider!r}, {model.identifier!r}) to the ProviderRouter."
+            )
+        fn = model.options.get("fn")
+        key: Any = (model.provider, id(fn)) if fn is not None else model.provider
+        with self._lock:
+            provider = self._created.get(key)
+            if provider is None:
+                options = {"fn": fn} if fn is not None else {}
+                provider = create_provider(model.provider, **options)
+                self._created[key] = provider
+        return provider
+
+    def execute(self, task: GenerationTask, *, timeout: float | None = None) -> ProviderResponse:
+        return self.provider_for(task.model).generate(task, timeout=timeout)
+
+    async def aexecute(
+        self, task: GenerationTask, *, timeout: float | None = None
+    ) -> ProviderResponse:
+        provider = self.provider_for(task.model)
+        return await provider.agenerate(task, timeout=timeout)
+
+    def close(self) -> None:
+        for provider in list(self._routes.values()) + list(self._created.values()):
+            provider.close()

@@ -1,0 +1,298 @@
+"""The generation runner: bounded concurrency, retries, budgets; records stream out as they finish."""
+
+from __future__ import annotations
+
+import asyncio
+import queue
+import threading
+import time
+from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from ..backends.execution import ExecutionBackend
+from ..core.entities import GenerationError, GenerationRecord, GenerationTask, ProviderResponse
+from ..errors import ConfigurationError, ProviderError, RateLimitError
+from .executors import TaskExecutor
+from .retry import AdaptiveLimiter, FixedLimiter, RetryPolicy
+
+__all__ = ["GenerationRunner"]
+
+_DONE = object()
+
+
+class _Crash:
+    def __init__(self, exc: BaseException) -> None:
+        self.exc = exc
+
+
+class GenerationRunner:
+    """Runs tasks through an executor (a :class:`ProviderRouter` by default).
+
+    - At most ``max_parallel`` requests are in flight; ``"auto"`` adapts the limit to the
+      provider's 429s (AIMD). Tasks are pulled lazily from the iterable, never all at once.
+    - Transient failures (429, 5xx, timeouts, resets, malformed bodies) are retried up to
+      ``max_retries`` times with exponential backoff and jitter, never sooner than Retry-After;
+      permanent ones (auth, bad request, not found) are not. What still fails becomes a
+      :class:`GenerationRecord` with ``error`` set — never an exception, never a wrong answer.
+    - With ``max_cost_usd``, no request starts once that much has been spent; the tasks not sent
+      come back as ``budget`` errors.
+    - Async-capable executors run on one event loop thread; blocking ones on a thread pool.
+      Pass ``execution_backend`` to run blocking calls on your own infrastructure instead.
+    """
+
+    def __init__(
+        self,
+        executor: TaskExecutor | None = None,
+        *,
+        max_parallel: int | str = 16,
+        max_retries: int = 3,
+        execution_backend: ExecutionBackend | None = None,
+        timeout: float | None = 60.0,
+        max_cost_usd: float | None = None,
+        retry_base_delay: float = 0.5,
+        retry_max_delay: float = 30.0,
+        seed: int | None = None,
+    ) -> None:
+        if max_parallel != "auto" and (not isinstance(max_parallel, int) or max_parallel < 1):
+            raise ConfigurationError(
+                f"max_parallel must be a positive integer or 'auto', got {max_parallel!r}"
+            )
+        if max_retries < 0:
+            raise ConfigurationError(f"max_retries must be >= 0, got {max_retries}")
+        if timeout is not None and timeout <= 0:
+            raise ConfigurationError(f"timeout must be > 0 seconds, got {timeout}")
+        if max_cost_usd is not None and max_cost_usd < 0:
+            raise ConfigurationError(f"max_cost_usd must be >= 0, got {max_cost_usd}")
+        if executor is None:
+            from .router import ProviderRouter
+
+            executor = ProviderRouter()
+        self.executor = executor
+        self.max_parallel = max_parallel
+        self.max_retries = max_retries
+        self.execution_backend = execution_backend
+        self.timeout = timeout
+        self.max_cost_usd = max_cost_usd
+        self.retry_policy = RetryPolicy(max_retries, retry_base_delay, retry_max_delay, seed)
+        self.spent_usd = 0.0
+        self._spent_lock = threading.Lock()
+
+    # -- public -------------------------------------------------------------------------------
+
+    def run(self, tasks: Iterable[GenerationTask]) -> Iterator[GenerationRecord]:
+        """Yield one record per task, in completion order."""
+        if self.execution_backend is not None:
+            limit = self.max_parallel if isinstance(self.max_parallel, int) else 16
+            yield from self.execution_backend.map_unordered(
+                self._run_one_sync, tasks, max_in_flight=limit
+            )
+            return
+        yield from self._run_async(tasks)
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "max_parallel": self.max_parallel,
+            "max_retries": self.max_retries,
+            "timeout": self.timeout,
+            "max_cost_usd": self.max_cost_usd,
+            "executor": type(self.executor).__name__,
+            "execution_backend": (
+                self.execution_backend.describe() if self.execution_backend else None
+            ),
+        }
+
+    def close(self) -> None:
+        self.executor.close()
+
+    # -- budget -------------------------------------------------------------------------------
+
+    def _budget_spent(self) -> bool:
+        return self.max_cost_usd is not None and self.spent_usd >= self.max_cost_usd
+
+    def _charge(self, cost: float | None) -> None:
+        if cost:
+            with self._spent_lock:
+                self.spent_usd += cost
+
+    def _budget_record(self, task: GenerationTask) -> GenerationRecord:
+        return GenerationRecord(
+            task=task,
+            error=GenerationError(
+                kind="budget",
+                type="BudgetExceededError",
+                message=(
+                    f"not sent: the cost budget of ${self.max_cost_usd:g} was spent "
+                    f"(${self.spent_usd:.4f}); raise --themis-max-cost-usd / max_cost_usd"
+                ),
+            ),
+        )
+
+    # -- records ------------------------------------------------------------------------------
+
+    def _success(
+        self, task: GenerationTask, response: ProviderResponse, started: float, attempts: int
+    ) -> GenerationRecord:
+        self._charge(response.cost)
+        return GenerationRecord(
+            task=task,
+            text=response.text,
+            usage=response.usage,
+            cost=response.cost,
+            latency=time.perf_counter() - started,
+            finish_reason=response.finish_reason,
+            attempts=attempts,
+        )
+
+    @staticmethod
+    def _failure(
+        task: GenerationTask, exc: BaseException, started: float, attempts: int
+    ) -> GenerationRecord:
+        if isinstance(exc, ProviderError):
+            kind = "transient" if exc.transient else "permanent"
+            status = exc.status_code
+        else:
+            kind, status = "permanent", None
+        message = str(exc) or type(exc).__name__
+        if attempts > 1:
+            message = f"{message} (after {attempts} attempts)"
+        return GenerationRecord(
+            task=task,
+            error=GenerationError(kind, type(exc).__name__, message, status),
+            latency=time.perf_counter() - started,
+            attempts=attempts,
+        )
+
+    # -- blocking path ------------------------------------------------------------------------
+
+    def _run_one_sync(self, task: GenerationTask) -> GenerationRecord:
+        started = time.perf_counter()
+        attempt = 0
+        while True:
+            if self._budget_spent():
+                return self._budget_record(task)
+            attempt += 1
+            try:
+                response = self.executor.execute(task, timeout=self.timeout)
+            except Exception as exc:  # noqa: BLE001 - every failure becomes a record
+                wait = self.retry_policy.delay(attempt, exc)
+                if wait is None:
+                    return self._failure(task, exc, started, attempt)
+                time.sleep(wait)
+                continue
+            return self._success(task, response, started, attempt)
+
+    # -- async path ---------------------------------------------------------------------------
+
+    def _run_async(self, tasks: Iterable[GenerationTask]) -> Iterator[GenerationRecord]:
+        out: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        stop = threading.Event()
+        thread = threading.Thread(
+            target=self._loop_main, args=(iter(tasks), out, stop), name="themis-runner", daemon=True
+        )
+        thread.start()
+        try:
+            while True:
+                item = out.get()
+                if item is _DONE:
+                    break
+                if isinstance(item, _Crash):
+                    raise item.exc
+                yield item
+        finally:
+            stop.set()
+            thread.join()
+
+    def _loop_main(
+        self, tasks: Iterator[GenerationTask], out: queue.SimpleQueue[Any], stop: threading.Event
+    ) -> None:
+        workers = self.max_parallel if isinstance(self.max_parallel, int) else 64
+        pool = ThreadPoolExecutor(max_workers=max(4, workers), thread_name_prefix="themis-call")
+        loop = asyncio.new_event_loop()
+        loop.set_default_executor(pool)
+        try:
+            loop.run_until_complete(self._produce(tasks, out, stop))
+        except BaseException as exc:  # noqa: BLE001 - handed to the consumer thread
+            out.put(_Crash(exc))
+        finally:
+            try:
+                loop.run_until_complete(loop.shutdown_asyncgens())
+            finally:
+                loop.close()
+                pool.shutdown(wait=False, cancel_futures=True)
+            out.put(_DONE)
+
+    async def _produce(
+        self, tasks: Iterator[GenerationTask], out: queue.SimpleQueue[Any], stop: threading.Event
+    ) -> None:
+        limiter: FixedLimiter | AdaptiveLimiter
+        if self.max_parallel == "auto":
+            limiter = AdaptiveLimiter()
+        else:
+            limiter = FixedLimiter(int(self.max_parallel))
+        use_async = getattr(self.executor, "supports_async", False)
+        pending: set[asyncio.Task[None]] = set()
+
+        async def one(task: GenerationTask) -> None:
+            try:
+                out.put(await self._run_one_async(task, limiter, use_async))
+            finally:
+                limiter.release()
+
+        for task in tasks:
+            if stop.is_set():
+                break
+            await limiter.acquire()
+            if stop.is_set():
+                limiter.release()
+                break
+            job = asyncio.ensure_future(one(task))
+            pending.add(job)
+            job.add_done_callback(pending.discard)
+        if stop.is_set():
+            for job in pending:
+                job.cancel()
+        if pending:
+            results = await asyncio.gather(*pending, return_exceptions=True)
+            for result in results:
+                if isinstance(result, BaseException) and not isinstance(
+                    result, asyncio.CancelledError
+                ):
+                    raise result
+
+    async def _run_one_async(
+        self, task: GenerationTask, limiter: FixedLimiter | AdaptiveLimiter, use_async: bool
+    ) -> GenerationRecord:
+        started = time.perf_counter()
+        attempt = 0
+        loop = asyncio.get_running_loop()
+        while True:
+            if self._budget_spent():
+                return self._budget_record(task)
+            attempt += 1
+            try:
+                if use_async:
+                    response = await self.executor.aexecute(task, timeout=self.timeout)
+                else:
+                    response = await loop.run_in_executor(None, self._call_sync, task)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - every failure becomes a record
+                retry_after = getattr(exc, "retry_after", None)
+                if isinstance(exc, RateLimitError):
+                    limiter.on_rate_limit(retry_after)
+                wait = self.retry_policy.delay(attempt, exc)
+                if wait is None:
+                    return self._failure(task, exc, started, attempt)
+                # Give the slot back while waiting so other tasks keep the pipe full.
+                limiter.release()
+                try:
+                    await asyncio.sleep(wait)
+                finally:
+                    await limiter.acquire()
+                continue
+            limiter.on_success()
+            return self._success(task, response, started, attempt)
+
+    def _call_sync(self, task: GenerationTask) -> ProviderResponse:
+        return self.executor.execute(task, timeout=self.timeout)
