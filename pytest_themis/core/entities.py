@@ -25,6 +25,7 @@ __all__ = [
     "canonical_metric_name",
     "is_secret_option",
     "redact_options",
+    "redact_text",
 ]
 
 ConversationMessage = Mapping[str, str]
@@ -49,6 +50,21 @@ def redact_options(options: Mapping[str, Any]) -> dict[str, Any]:
             value = f"<callable {getattr(value, '__qualname__', type(value).__name__)}>"
         out[key] = value
     return out
+
+
+def redact_text(text: str, options: Mapping[str, Any]) -> str:
+    """``text`` with every secret option value (and header value) replaced by ``***``."""
+    for key, value in options.items():
+        if not is_secret_option(key):
+            continue
+        values = value.values() if isinstance(value, Mapping) else [value]
+        for secret in values:
+            secret = str(secret)
+            if len(secret) >= 4:
+                text = text.replace(secret, REDACTED)
+                if secret.lower().startswith("bearer "):
+                    text = text.replace(secret[7:], REDACTED)
+    return text
 
 
 @dataclass(frozen=True)

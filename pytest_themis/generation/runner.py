@@ -11,7 +11,13 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from ..backends.execution import ExecutionBackend
-from ..core.entities import GenerationError, GenerationRecord, GenerationTask, ProviderResponse
+from ..core.entities import (
+    GenerationError,
+    GenerationRecord,
+    GenerationTask,
+    ProviderResponse,
+    redact_text,
+)
 from ..errors import ConfigurationError, ProviderError, RateLimitError
 from .executors import TaskExecutor
 from .retry import AdaptiveLimiter, FixedLimiter, RetryPolicy
@@ -153,7 +159,7 @@ class GenerationRunner:
             status = exc.status_code
         else:
             kind, status = "permanent", None
-        message = str(exc) or type(exc).__name__
+        message = redact_text(str(exc) or type(exc).__name__, task.model.options)
         if attempts > 1:
             message = f"{message} (after {attempts} attempts)"
         return GenerationRecord(

@@ -154,3 +154,17 @@ def test_auto_concurrency_runs_everything(rows):
 def test_bad_runner_arguments_are_named(kwargs, word):
     with pytest.raises(ConfigurationError, match=word):
         GenerationRunner(**kwargs)
+
+
+def test_error_messages_never_carry_the_api_key(rows):
+    def script(task, attempt):
+        raise AuthenticationError("invalid key sk-canary-0042 for Bearer sk-canary-0042")
+
+    plan = GenerationPlan(
+        [PromptTemplate("p", "{q}")],
+        [ModelSpec("m0", "scripted", options={"api_key": "sk-canary-0042"})],
+        reference_field="gold",
+    )
+    tasks = list(plan.iter_tasks(plan.prepare(rows[:1])))
+    (record,) = _runner(ScriptedProvider(script)).run(tasks)
+    assert "sk-canary-0042" not in record.error.message and "***" in record.error.message

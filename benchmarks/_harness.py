@@ -1,0 +1,86 @@
+"""Shared pieces for the benchmark scripts: the mock server process, the floor, timing."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+ENV = {**os.environ, "LITELLM_LOCAL_MODEL_COST_MAP": "True", "HF_HUB_OFFLINE": "1",
+       "HF_DATASETS_OFFLINE": "1", "PYTHONDONTWRITEBYTECODE": "1"}
+
+
+@contextlib.contextmanager
+def mock_server(latency: float, max_concurrency: int | None = None) -> Iterator[str]:
+    """Start the OpenAI-compatible mock server in its own process; yield its base URL."""
+    cmd = [sys.executable, "-m", "pytest_themis.testing.openai_server", "--port", "0",
+           "--latency", str(latency)]
+    if max_concurrency is not None:
+        cmd += ["--max-concurrency", str(max_concurrency)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, env=ENV)
+    try:
+        assert proc.stdout is not None
+        url = proc.stdout.readline().strip()
+        if not url.startswith("http://127.0.0.1"):
+            raise RuntimeError(f"mock server did not start: {url!r}")
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+FLOOR_SCRIPT = r"""
+import asyncio, json, os, sys, time, resource
+n, c, url = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+import litellm
+async def main():
+    sem = asyncio.Semaphore(c)
+    async def one(i):
+        async with sem:
+            r = await litellm.acompletion(
+                model="openai/mock", api_base=url, api_key="sk-bench",
+                messages=[{"role": "user", "content": f"Question {i}: what is {i} + {i}?"}],
+                temperature=0.0, max_tokens=64, num_retries=0)
+            return r.choices[0].message.content
+    t = time.perf_counter()
+    out = await asyncio.gather(*(one(i) for i in range(n)))
+    return time.perf_counter() - t, len(out)
+loop_s, count = asyncio.run(main())
+ru = resource.getrusage(resource.RUSAGE_SELF)
+print(json.dumps({"loop_s": loop_s, "count": count, "cpu_s": ru.ru_utime + ru.ru_stime}))
+"""
+
+
+def run_floor(n: int, c: int, url: str) -> dict[str, float]:
+    """A plain asyncio loop over litellm.acompletion with a semaphore, in a fresh process."""
+    start = time.perf_counter()
+    done = subprocess.run([sys.executable, "-c", FLOOR_SCRIPT, str(n), str(c), url],
+                          capture_output=True, text=True, env=ENV, check=True)
+    wall = time.perf_counter() - start
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    result["wall_s"] = wall
+    return result
+
+
+def write_gsm8k_jsonl(path: Path, n: int) -> None:
+    with path.open("w") as fh:
+        for i in range(n):
+            fh.write(json.dumps({"question": f"Question {i}: what is {i} + {i}?",
+                                 "answer": f"{i} + {i} = {2 * i}\n#### {2 * i}"}) + "\n")
+
+
+def run_timed(cmd: Sequence[str], cwd: Path | None = None) -> tuple[float, subprocess.CompletedProcess[str]]:
+    start = time.perf_counter()
+    done = subprocess.run(list(cmd), capture_output=True, text=True, env=ENV, cwd=cwd)
+    return time.perf_counter() - start, done
+
+
+def child_peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
