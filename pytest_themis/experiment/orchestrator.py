@@ -124,9 +124,11 @@ class ExperimentOrchestrator:
                 progress(ProgressEvent(cell_id, counters["done"], total, counters["cached"],
                                        counters["errors"], now - started))
 
-        for record in self.runner.run(self._misses(rows, chosen, hits)):
-            self.cache.store(record)
-            take(record)
+        for finished in self.runner.run_batches(self._misses(rows, chosen, hits)):
+            # Persist first: a finished generation is durable before anything else happens.
+            self.cache.store_many(finished)
+            for record in finished:
+                take(record)
             while hits:
                 take(hits.popleft())
             report_progress()
