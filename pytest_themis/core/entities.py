@@ -134,8 +134,11 @@ class ModelSpec:
 
     @property
     def short_name(self) -> str:
-        """Readable name for test ids: the identifier without its ``vendor/`` prefix."""
-        return self.identifier.rsplit("/", 1)[-1]
+        """Readable name for test ids: the identifier without its ``vendor/`` or module prefix."""
+        name = self.identifier.rsplit("/", 1)[-1]
+        if self.provider == "python":
+            name = name.rsplit(":", 1)[-1].rsplit(".", 1)[-1]
+        return name
 
     def to_dict(self) -> dict[str, Any]:
         return {

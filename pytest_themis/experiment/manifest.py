@@ -6,7 +6,6 @@ import copy
 import json
 import platform
 import subprocess
-import sys
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timezone
 from functools import lru_cache
@@ -66,7 +65,6 @@ def environment_info() -> dict[str, Any]:
         "platform": platform.platform(terse=True),
         "packages": {name: _version(name) for name in _PACKAGES},
         "git": _git_info(),
-        "argv0": sys.argv[0].rsplit("/", 1)[-1] if sys.argv else None,
     }
 
 

@@ -1,0 +1,86 @@
+"""Per-item bookkeeping shared by marker tests and synthesized preset items."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from ..core.entities import CellSpec
+from ..plugin import OUTCOME_KEY, PENDING_KEY
+from .gates import error_budget_failure, gate_failures
+from .session import CellOutcome
+from .summary import junit_properties
+
+__all__ = [
+    "ThemisCase",
+    "attach_outcome",
+    "check_errors",
+    "check_gates",
+    "check_sample",
+]
+
+
+@dataclass(frozen=True)
+class ThemisCase:
+    """The parameter of one themis item: its spec, its cell and (per-sample mode) its row."""
+
+    spec_key: str
+    cell: CellSpec
+    row_id: str | None = None
+    sample_index: int = 0
+
+    @property
+    def per_sample(self) -> bool:
+        return self.row_id is not None
+
+
+def attach_outcome(item: pytest.Item, outcome: CellOutcome, fresh: bool) -> None:
+    """Remember the cell on ``item``; queue its result for the controller when computed here."""
+    item.stash[OUTCOME_KEY] = outcome
+    if fresh:
+        pending = item.stash.setdefault(PENDING_KEY, [])
+        pending.append(json.dumps(outcome.result, default=str))
+    item.user_properties.extend(junit_properties(outcome.result))
+
+
+def _label(outcome: CellOutcome) -> str:
+    return f"{outcome.spec.name} [{outcome.cell.cell_id}]"
+
+
+def check_errors(outcome: CellOutcome, max_errors: int) -> None:
+    """Fail the item when the cell has more generation errors than allowed."""
+    __tracebackhide__ = True
+    message = error_budget_failure(outcome.report, max_errors, _label(outcome))
+    if message:
+        pytest.fail(message, pytrace=False)
+
+
+def check_sample(outcome: CellOutcome, case: ThemisCase, max_errors: int) -> Any:
+    """The scored record of a per-sample item; fail (or skip, within budget) on its error."""
+    __tracebackhide__ = True
+    assert case.row_id is not None
+    record = outcome.sample(case.row_id, case.sample_index)
+    if record is None:
+        pytest.fail(
+            f"{_label(outcome)}: row {case.row_id!r} is not in the dataset this test evaluated; "
+            "per-sample items come from the marker's dataset, so an overriding themis_dataset "
+            "fixture must keep the same row ids",
+            pytrace=False,
+        )
+    error = record.generation.error
+    if error is not None:
+        message = f"{record.task.task_id}: {error.type}: {error.message}"
+        if outcome.report.errors > max_errors:
+            pytest.fail(message, pytrace=False)
+        pytest.skip(f"generation error tolerated by --themis-max-errors: {message}")
+    return record
+
+
+def check_gates(outcome: CellOutcome, gates: list[Any], mode: str) -> None:
+    __tracebackhide__ = True
+    failures = gate_failures(outcome.report, gates, outcome.primary_metric, mode)
+    if failures:
+        pytest.fail("\n".join(failures), pytrace=False)

@@ -1,0 +1,410 @@
+"""A pool of persistent worker processes with a real wall-clock timeout per item.
+
+Layout::
+
+    caller process ──pipe── host process (python -c, imports + warms the handler once)
+                              ├── worker (forked from the host)
+                              └── worker (forked from the host)
+
+The host is a fresh, single-threaded interpreter, so forking it is safe (the reason the
+``forkserver`` start method exists) and every worker inherits the handler already imported and
+warmed up: starting or replacing a worker takes milliseconds. The host never re-imports the
+caller's ``__main__`` (as ``spawn``/``forkserver`` children do), so scripts without an
+``if __name__ == "__main__":`` guard are safe.
+
+One stuck item costs one worker, not the pool: the host kills it, forks a replacement and
+reports the item as timed out. The host exits when the caller closes the pool or goes away
+(its stdin closes); the caller kills the host's whole process group if it ever stops answering.
+POSIX only.
+"""
+
+from __future__ import annotations
+
+import importlib
+import math
+import multiprocessing
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import weakref
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from multiprocessing.connection import Connection, wait
+from pathlib import Path
+from typing import Any
+
+__all__ = ["Outcome", "WorkerPool", "default_size", "host_main"]
+
+_BOOT = (
+    "import sys; from pytest_themis.evaluation._sandbox import host_main; "
+    "host_main(sys.argv[1], int(sys.argv[2]))"
+)
+_PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """Result of one item: ``status`` is ``ok``, ``error``, ``timeout`` or ``crashed``."""
+
+    status: str
+    value: Any = None
+    message: str = ""
+
+
+def default_size() -> int:
+    """One worker per CPU."""
+    return max(1, os.cpu_count() or 2)
+
+
+# =========================================================================== inside the host
+
+
+def _worker_loop(conn: Connection, handler: Callable[[Any], Any], inherited: Sequence[int]) -> None:
+    """Forked worker: answer ``(index, payload)`` requests until the host hangs up."""
+    for fd in inherited:  # the host's channel to the caller is none of our business
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+    conn.send(("ready", None, None))
+    while True:
+        try:
+            request = conn.recv()
+        except (EOFError, OSError, KeyboardInterrupt):
+            return
+        if request is None:
+            return
+        index, payload = request
+        try:
+            reply: tuple[Any, str, Any] = (index, "ok", handler(payload))
+        except Exception as exc:  # reported, never fatal for the worker
+            reply = (index, "error", f"{type(exc).__name__}: {exc}"[:500])
+        try:
+            conn.send(reply)
+        except (OSError, KeyboardInterrupt):
+            return
+
+
+class _Worker:
+    __slots__ = ("process", "conn", "started", "ready")
+
+    def __init__(self, ctx: Any, handler: Callable[[Any], Any], inherited: Sequence[int]) -> None:
+        parent_end, child_end = ctx.Pipe(duplex=True)
+        self.process = ctx.Process(
+            target=_worker_loop,
+            args=(child_end, handler, inherited),
+            daemon=True,
+            name="themis-worker",
+        )
+        self.process.start()
+        child_end.close()  # a dead worker then shows up as EOF on our end
+        self.conn: Connection = parent_end
+        self.started = time.monotonic()
+        self.ready = False
+
+    def retire(self, force: bool) -> None:
+        if force and self.process.is_alive():
+            self.process.kill()
+        self.conn.close()
+        self.process.join(1.0 if force else 2.0)
+        if self.process.is_alive():
+            self.process.kill()
+            self.process.join()
+
+
+class _Scheduler:
+    """Feeds items to workers, enforces the per-item deadline, replaces dead or stuck workers."""
+
+    def __init__(
+        self,
+        handler: Callable[[Any], Any],
+        size: int,
+        startup_timeout: float,
+        inherited: Sequence[int] = (),
+    ) -> None:
+        self.ctx = multiprocessing.get_context("fork")
+        self.inherited = tuple(inherited)
+        self.handler = handler
+        self.size = size
+        self.startup_timeout = startup_timeout
+        self.restarts = 0
+        self.workers: list[_Worker] = []
+
+    def _spawn(self) -> _Worker:
+        worker = _Worker(self.ctx, self.handler, self.inherited)
+        self.workers.append(worker)
+        return worker
+
+    def _drop(self, worker: _Worker) -> None:
+        worker.retire(force=True)
+        if worker in self.workers:
+            self.workers.remove(worker)
+
+    def _replace(self, worker: _Worker, starting: list[_Worker]) -> None:
+        self.restarts += 1
+        self._drop(worker)
+        starting.append(self._spawn())
+
+    def shutdown(self) -> None:
+        for worker in self.workers:
+            worker.retire(force=True)
+        self.workers.clear()
+
+    def map(self, payloads: list[Any], timeout: float) -> list[Outcome]:
+        for worker in [w for w in self.workers if not w.process.is_alive()]:
+            self._drop(worker)
+        while len(self.workers) < min(self.size, len(payloads)):
+            self._spawn()
+        results: list[Outcome | None] = [None] * len(payloads)
+        pending = deque(range(len(payloads)))
+        busy: dict[_Worker, tuple[int, float]] = {}
+        idle = [w for w in self.workers if w.ready]
+        starting = [w for w in self.workers if not w.ready]
+
+        while pending or busy:
+            while idle and pending:
+                worker = idle.pop()
+                index = pending.popleft()
+                try:
+                    worker.conn.send((index, payloads[index]))
+                except (OSError, ValueError):  # died while idle: replace it, retry the item
+                    pending.appendleft(index)
+                    self._replace(worker, starting)
+                    continue
+                busy[worker] = (index, time.monotonic() + timeout)
+            watched = {w.conn: w for w in (*busy, *starting)}
+            deadlines = [d for _, d in busy.values()]
+            deadlines += [w.started + self.startup_timeout for w in starting]
+            ready = wait(list(watched), timeout=max(0.0, min(deadlines) - time.monotonic()))
+            for conn in ready:
+                worker = watched[conn]  # type: ignore[index]
+                message: Any
+                try:
+                    message = worker.conn.recv()
+                except (EOFError, OSError):
+                    message = None
+                if worker in starting:
+                    starting.remove(worker)
+                    if message is None:
+                        self._drop(worker)
+                        raise RuntimeError(f"a worker died while starting ({self.handler})")
+                    worker.ready = True
+                    idle.append(worker)
+                    continue
+                index, _ = busy.pop(worker)
+                if message is None:
+                    worker.process.join(1.0)  # EOF can arrive just before the exit status
+                    code = worker.process.exitcode
+                    results[index] = Outcome("crashed", message=f"worker exited (code {code})")
+                    self._replace(worker, starting)
+                else:
+                    _, status, value = message
+                    results[index] = (
+                        Outcome("ok", value)
+                        if status == "ok"
+                        else Outcome("error", message=str(value))
+                    )
+                    idle.append(worker)
+            now = time.monotonic()
+            for worker, (index, deadline) in list(busy.items()):
+                if now >= deadline:
+                    del busy[worker]
+                    results[index] = Outcome("timeout", message=f"exceeded {timeout:g}s")
+                    self._replace(worker, starting)
+            for worker in starting:
+                if now >= worker.started + self.startup_timeout:
+                    raise RuntimeError(f"a worker did not start within {self.startup_timeout:g}s")
+        return [r if r is not None else Outcome("crashed", message="lost") for r in results]
+
+
+def host_main(handler_path: str, size: int, startup_timeout: float = 60.0) -> None:
+    """Entry point of the host process: serve ``("map", payloads, timeout)`` requests.
+
+    Requests arrive on fd 0 and answers leave on fd 1; both move to private descriptors first
+    so that stray prints from libraries go to stderr instead of corrupting the channel.
+    """
+    rx = Connection(os.dup(0), writable=False)
+    tx = Connection(os.dup(1), readable=False)
+    devnull = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(devnull, 0)
+    os.dup2(2, 1)
+    module_name, _, func_name = handler_path.partition(":")
+    handler = getattr(importlib.import_module(module_name), func_name)
+    scheduler = _Scheduler(handler, size, startup_timeout, (rx.fileno(), tx.fileno()))
+    try:
+        tx.send(("ready", None))
+        while True:
+            try:
+                request = rx.recv()
+            except (EOFError, OSError, KeyboardInterrupt):
+                return
+            if request is None:
+                return
+            _, payloads, timeout = request
+            try:
+                reply: tuple[str, Any] = (
+                    "done",
+                    (scheduler.map(payloads, timeout), scheduler.restarts),
+                )
+            except Exception as exc:
+                reply = ("failed", f"{type(exc).__name__}: {exc}")
+            tx.send(reply)
+    except (OSError, KeyboardInterrupt):
+        return
+    finally:
+        scheduler.shutdown()
+
+
+# =========================================================================== in the caller
+
+
+class _Host:
+    """The caller's handle on one host process."""
+
+    def __init__(self, handler: str, size: int) -> None:
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(
+            p for p in (_PACKAGE_ROOT, env.get("PYTHONPATH", "")) if p
+        )
+        self.process = subprocess.Popen(
+            [sys.executable, "-c", _BOOT, handler, str(size)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            env=env,
+            close_fds=True,
+            start_new_session=True,  # its own process group: one killpg stops host + workers
+        )
+        assert self.process.stdin is not None and self.process.stdout is not None
+        self.tx = Connection(os.dup(self.process.stdin.fileno()), readable=False)
+        self.rx = Connection(os.dup(self.process.stdout.fileno()), writable=False)
+        self.process.stdin.close()
+        self.process.stdout.close()
+        self.ready = False
+
+    def wait_ready(self, timeout: float) -> None:
+        if self.ready:
+            return
+        if not self.rx.poll(timeout):
+            raise RuntimeError(f"the scoring worker host did not start within {timeout:g}s")
+        try:
+            self.rx.recv()
+        except EOFError:
+            code = self.process.wait()
+            raise RuntimeError(
+                f"the scoring worker host exited while starting (code {code}); see stderr"
+            ) from None
+        self.ready = True
+
+    def request(self, payloads: list[Any], timeout: float, deadline: float) -> Any:
+        self.tx.send(("map", payloads, timeout))
+        if not self.rx.poll(max(0.0, deadline - time.monotonic())):
+            raise TimeoutError("the scoring worker host stopped answering")
+        return self.rx.recv()
+
+    def close(self, force: bool = False) -> None:
+        if not force:
+            try:
+                self.tx.send(None)
+            except OSError:
+                pass
+        for conn in (self.tx, self.rx):
+            try:
+                conn.close()
+            except OSError:
+                pass
+        if not force:
+            try:
+                self.process.wait(5.0)
+                return
+            except subprocess.TimeoutExpired:
+                pass
+        try:
+            os.killpg(self.process.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+        self.process.wait()
+
+
+def _shutdown(hosts: list[_Host]) -> None:
+    while hosts:
+        hosts.pop().close()
+
+
+class WorkerPool:
+    """Runs ``handler(payload)`` (``"module:function"``) in ``size`` persistent processes.
+
+    Thread-safe: concurrent :meth:`map` calls are serialised. Started lazily on the first
+    :meth:`map`; stopped by :meth:`close`, garbage collection or interpreter exit (a
+    :func:`weakref.finalize` hook, which also runs at exit).
+    """
+
+    def __init__(self, handler: str, size: int, *, startup_timeout: float = 120.0) -> None:
+        if ":" not in handler:
+            raise ValueError(f"handler must be 'module:function', got {handler!r}")
+        self.handler = handler
+        self.size = max(1, int(size))
+        self.startup_timeout = startup_timeout
+        self.restarts = 0
+        self._hosts: list[_Host] = []  # zero or one; a list so the finalizer sees updates
+        self._lock = threading.Lock()
+        self._closed = False
+        self._finalizer = weakref.finalize(self, _shutdown, self._hosts)
+
+    @property
+    def started(self) -> bool:
+        return bool(self._hosts)
+
+    @property
+    def host_pid(self) -> int | None:
+        return self._hosts[0].process.pid if self._hosts else None
+
+    def start(self) -> None:
+        """Start the host now instead of on the first :meth:`map`."""
+        with self._lock:
+            self._host()
+
+    def _host(self) -> _Host:
+        if self._closed:
+            raise RuntimeError("the worker pool was closed; create a new one")
+        if self._hosts and self._hosts[0].process.poll() is not None:
+            self._hosts.pop().close(force=True)
+        if not self._hosts:
+            self._hosts.append(_Host(self.handler, self.size))
+        return self._hosts[0]
+
+    def map(self, payloads: Sequence[Any], timeout: float) -> list[Outcome]:
+        """One :class:`Outcome` per payload, in order; each item gets ``timeout`` seconds."""
+        if not payloads:
+            return []
+        items = list(payloads)
+        with self._lock:
+            host = self._host()
+            host.wait_ready(self.startup_timeout)
+            rounds = math.ceil(len(items) / self.size)
+            deadline = time.monotonic() + rounds * (timeout + 1.0) + self.startup_timeout
+            try:
+                status, body = host.request(items, float(timeout), deadline)
+            except (OSError, EOFError, TimeoutError) as exc:
+                self._hosts.remove(host)
+                host.close(force=True)
+                return [Outcome("crashed", message=f"worker host failed: {exc}")] * len(items)
+            if status != "done":
+                raise RuntimeError(f"the scoring worker host failed: {body}")
+            outcomes, restarts = body
+            self.restarts = restarts
+            return list(outcomes)
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            _shutdown(self._hosts)
+
+    def __enter__(self) -> WorkerPool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

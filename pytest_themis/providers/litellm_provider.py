@@ -1,0 +1,491 @@
+"""The ``litellm`` provider: any model litellm can reach, called with per-request settings only.
+
+litellm is imported on first use. Its global settings are never touched: retries, timeouts,
+keys, bases and headers all travel as keyword arguments of each call, so other code using
+litellm in the same process is unaffected. Failures are classified by exception *type* into
+:mod:`pytest_themis.errors`, and every message we raise has credentials replaced by ``***``.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import json
+import os
+import time
+from collections.abc import Iterator, Mapping
+from types import ModuleType
+from typing import Any
+
+from ..core.entities import REDACTED, GenerationTask, ProviderResponse, TokenUsage, is_secret_option
+from ..errors import (
+    AuthenticationError,
+    BadRequestError,
+    ConfigurationError,
+    MalformedResponseError,
+    ModelNotFoundError,
+    ProviderConnectionError,
+    ProviderError,
+    ProviderTimeoutError,
+    RateLimitError,
+    ServerError,
+)
+from .base import Provider
+
+__all__ = ["LiteLLMProvider", "validate_model"]
+
+#: Sent as the key to OpenAI-compatible servers that need none (the OpenAI client insists on one).
+PLACEHOLDER_API_KEY = "sk-themis-no-key"
+#: Secrets shorter than this are not searched for in messages (they would mangle ordinary text).
+_MIN_SECRET_LENGTH = 4
+_OUR_OPTIONS = frozenset({"timeout"})
+
+#: Prefixes accepted without importing litellm (all are litellm providers).
+_WELL_KNOWN_PREFIXES = frozenset(
+    {
+        "anthropic", "azure", "azure_ai", "bedrock", "cohere", "deepseek", "fireworks_ai",
+        "gemini", "groq", "hosted_vllm", "huggingface", "mistral", "ollama", "ollama_chat",
+        "openai", "openrouter", "perplexity", "together_ai", "vertex_ai", "vllm", "xai",
+    }
+)  # fmt: skip
+
+_litellm: ModuleType | None = None
+
+
+def _import_litellm() -> ModuleType:
+    """Import litellm once, with the bundled cost map (no network fetch at import)."""
+    global _litellm
+    if _litellm is None:
+        os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+        import litellm
+
+        _litellm = litellm
+    return _litellm
+
+
+class LiteLLMProvider(Provider):
+    """Calls ``litellm.completion`` / ``litellm.acompletion`` for each task.
+
+    ``options`` (from ``create_provider("litellm", **options)``) are merged with
+    ``task.model.options`` — the task wins — and passed to litellm per call: ``api_base`` (or
+    ``base_url``), ``api_key``, ``extra_headers``, ``api_version`` and any other litellm keyword.
+    ``timeout`` is the default request timeout in seconds when the runner gives none. A model
+    without a recognisable provider prefix but with an ``api_base`` is sent to that base as an
+    OpenAI-compatible endpoint; with no key configured a placeholder key is sent.
+    Retries are left to the runner: litellm and the OpenAI client are told not to retry.
+    """
+
+    name = "litellm"
+    supports_async = True
+
+    def __init__(self, **options: Any) -> None:
+        self._options = dict(options)
+        self._routes: dict[tuple[str, str | None], str | None] = {}
+
+    def __repr__(self) -> str:
+        shown = {k: (REDACTED if is_secret_option(k) else v) for k, v in self._options.items()}
+        return f"LiteLLMProvider({shown!r})"
+
+    # -- public API ----------------------------------------------------------------------------
+
+    def generate(self, task: GenerationTask, *, timeout: float | None = None) -> ProviderResponse:
+        litellm = _import_litellm()
+        options = self._merged(task.model.options)
+        kwargs = self._request(task, options, timeout)
+        try:
+            response = litellm.completion(**kwargs)
+        except Exception as exc:  # noqa: BLE001 - classified below
+            error = self._translate(exc, task, options)
+        else:
+            return self._parse(litellm, response, task, options)
+        # Raised outside ``except``: the provider's exception (which may echo the key) is not
+        # chained to ours, so tracebacks cannot show it.
+        raise error
+
+    async def agenerate(
+        self, task: GenerationTask, *, timeout: float | None = None
+    ) -> ProviderResponse:
+        litellm = _import_litellm()
+        options = self._merged(task.model.options)
+        kwargs = self._request(task, options, timeout)
+        try:
+            response = await litellm.acompletion(**kwargs)
+        except Exception as exc:  # noqa: BLE001 - classified below
+            error = self._translate(exc, task, options)
+        else:
+            return self._parse(litellm, response, task, options)
+        raise error
+
+    def validate_model(self, identifier: str, options: Mapping[str, Any] | None = None) -> None:
+        """Like :func:`validate_model`, with this provider's options merged under ``options``."""
+        validate_model(identifier, self._merged(options or {}))
+
+    def close(self) -> None:
+        """Nothing to release: litellm owns its (shared) HTTP clients."""
+
+    # -- request -------------------------------------------------------------------------------
+
+    def _merged(self, task_options: Mapping[str, Any]) -> dict[str, Any]:
+        options = {**self._options, **task_options}
+        if "base_url" in options and "api_base" not in options:
+            options["api_base"] = options.pop("base_url")
+        else:
+            options.pop("base_url", None)
+        return options
+
+    def _provider_of(self, identifier: str, api_base: str | None) -> str | None:
+        key = (identifier, api_base)
+        if key not in self._routes:
+            self._routes[key] = _resolve_provider(identifier, api_base)
+        return self._routes[key]
+
+    def _request(
+        self, task: GenerationTask, options: dict[str, Any], timeout: float | None
+    ) -> dict[str, Any]:
+        identifier = task.model.identifier
+        kwargs: dict[str, Any] = {k: v for k, v in options.items() if k not in _OUR_OPTIONS}
+        kwargs["model"] = identifier
+        kwargs["messages"] = [dict(m) for m in task.messages]
+        sampling = task.sampling
+        for name in ("temperature", "top_p", "max_tokens", "seed"):
+            value = getattr(sampling, name)
+            if value is not None:
+                kwargs[name] = value
+        if sampling.stop is not None:
+            kwargs["stop"] = list(sampling.stop)
+        chosen_timeout = timeout if timeout is not None else options.get("timeout")
+        if chosen_timeout is not None:
+            kwargs["timeout"] = chosen_timeout
+        kwargs["num_retries"] = 0
+        kwargs["max_retries"] = 0
+        api_base = _api_base(options)
+        if api_base and not kwargs.get("custom_llm_provider"):
+            provider = self._provider_of(identifier, api_base)
+            if provider is None:
+                kwargs["custom_llm_provider"] = provider = "openai"
+            if (
+                provider == "openai"
+                and not kwargs.get("api_key")
+                and "OPENAI_API_KEY" not in os.environ
+            ):
+                kwargs["api_key"] = PLACEHOLDER_API_KEY
+        return kwargs
+
+    # -- response ------------------------------------------------------------------------------
+
+    def _parse(
+        self, litellm: ModuleType, response: Any, task: GenerationTask, options: Mapping[str, Any]
+    ) -> ProviderResponse:
+        where = _describe(task, options)
+        choices = getattr(response, "choices", None)
+        if not choices:
+            raise MalformedResponseError(
+                f"{where} answered with no choices; the server returned an empty completion "
+                "(retrying may help; check the server if it persists)",
+                model=task.model.identifier,
+            )
+        choice = choices[0]
+        finish_reason = getattr(choice, "finish_reason", None)
+        message = getattr(choice, "message", None)
+        text = getattr(message, "content", None)
+        if text is None:
+            if finish_reason in (None, "stop"):
+                raise MalformedResponseError(
+                    f"{where} answered without message content (finish_reason "
+                    f"{finish_reason!r}); the response is not a chat completion",
+                    model=task.model.identifier,
+                )
+            text = ""
+        elif not isinstance(text, str):
+            raise MalformedResponseError(
+                f"{where} answered with {type(text).__name__} content instead of text",
+                model=task.model.identifier,
+            )
+        usage = None
+        raw_usage = getattr(response, "usage", None)
+        if raw_usage is not None:
+            usage = TokenUsage(
+                prompt_tokens=int(getattr(raw_usage, "prompt_tokens", 0) or 0),
+                completion_tokens=int(getattr(raw_usage, "completion_tokens", 0) or 0),
+            )
+        return ProviderResponse(
+            text=text, usage=usage, cost=_cost(litellm, response), finish_reason=finish_reason
+        )
+
+    # -- errors --------------------------------------------------------------------------------
+
+    def _translate(
+        self, exc: BaseException, task: GenerationTask, options: Mapping[str, Any]
+    ) -> ProviderError:
+        """Map a litellm/OpenAI/httpx exception to ours by type, with secrets redacted."""
+        error = _classify(_import_litellm(), exc, task, options)
+        secrets = _secrets(options)
+        if secrets:
+            error.args = (_redact(str(error.args[0]), secrets),)
+        return error
+
+
+def validate_model(identifier: str, options: Mapping[str, Any] | None = None) -> None:
+    """Raise :class:`ConfigurationError` when litellm cannot tell which provider serves
+    ``identifier``. No network call; litellm is imported only when the prefix is not obvious."""
+    options = options or {}
+    if not isinstance(identifier, str) or not identifier.strip():
+        raise ConfigurationError(f"litellm model must be a non-empty string, got {identifier!r}")
+    if options.get("custom_llm_provider") or options.get("api_base") or options.get("base_url"):
+        return
+    if identifier.split("/", 1)[0] in _WELL_KNOWN_PREFIXES and "/" in identifier:
+        return
+    if _resolve_provider(identifier, None) is None:
+        raise ConfigurationError(
+            f"litellm cannot tell which provider serves model {identifier!r}; write it with "
+            f"a provider prefix, e.g. 'openai/{identifier}', 'anthropic/{identifier}' or "
+            f"'ollama/{identifier}', or set api_base to an OpenAI-compatible server"
+        )
+
+
+def _api_base(options: Mapping[str, Any]) -> str | None:
+    value = options.get("api_base")
+    return str(value) if value else None
+
+
+def _resolve_provider(identifier: str, api_base: str | None) -> str | None:
+    litellm = _import_litellm()
+    prefix = identifier.split("/", 1)[0]
+    if "/" in identifier and prefix in getattr(litellm, "provider_list", ()):
+        return prefix
+    if api_base is None:
+        info = getattr(litellm, "model_cost", {}).get(identifier)
+        if isinstance(info, Mapping) and info.get("litellm_provider"):
+            return str(info["litellm_provider"])
+    try:
+        _, provider, _, _ = litellm.get_llm_provider(model=identifier, api_base=api_base)
+    except Exception:  # noqa: BLE001 - litellm raises BadRequestError for unknown models
+        return None
+    return str(provider) if provider else None
+
+
+def _describe(task: GenerationTask, options: Mapping[str, Any]) -> str:
+    base = _api_base(options)
+    suffix = f" at {base}" if base else ""
+    return f"model {task.model.identifier!r}{suffix} (task {task.task_id})"
+
+
+def _chain(exc: BaseException) -> Iterator[BaseException]:
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        yield current
+        current = current.__cause__ or current.__context__
+
+
+def _has_type(exc: BaseException, types: tuple[type[BaseException], ...]) -> bool:
+    return any(isinstance(e, types) for e in _chain(exc))
+
+
+def _status_code(exc: BaseException) -> int | None:
+    for name in ("status_code", "provider_status_code"):
+        value = getattr(exc, name, None)
+        if isinstance(value, int) and 100 <= value <= 599:
+            return value
+    response = getattr(exc, "response", None)
+    value = getattr(response, "status_code", None)
+    return value if isinstance(value, int) else None
+
+
+def _classify(
+    litellm: ModuleType, exc: BaseException, task: GenerationTask, options: Mapping[str, Any]
+) -> ProviderError:
+    import openai
+
+    model = task.model.identifier
+    where = _describe(task, options)
+    base = _api_base(options)
+    detail = _detail(exc)
+    status = _status_code(exc)
+
+    timeout_types: tuple[type[BaseException], ...] = (litellm.Timeout, openai.APITimeoutError)
+    if _has_type(exc, timeout_types):
+        return ProviderTimeoutError(
+            f"{where} did not answer within the client timeout ({detail}); raise the timeout "
+            "or lower the parallelism if the server is overloaded",
+            status_code=408,
+            model=model,
+        )
+    if isinstance(exc, (litellm.RateLimitError, openai.RateLimitError)) or status == 429:
+        retry_after = _retry_after(exc)
+        wait = f" and asked to wait {retry_after:g}s" if retry_after is not None else ""
+        return RateLimitError(
+            f"{where} is rate limited (HTTP 429){wait}: {detail}; lower max_parallel or "
+            "raise the provider's rate limit",
+            status_code=429,
+            retry_after=retry_after,
+            model=model,
+        )
+    auth_types = (
+        litellm.AuthenticationError,
+        litellm.PermissionDeniedError,
+        openai.AuthenticationError,
+        openai.PermissionDeniedError,
+    )
+    if isinstance(exc, auth_types) or status in (401, 403):
+        return AuthenticationError(
+            f"{where}: the credentials were rejected (HTTP {status or 401}): {detail}; check "
+            "the api_key option or the provider's API key environment variable",
+            status_code=status or 401,
+            model=model,
+        )
+    if isinstance(exc, (litellm.NotFoundError, openai.NotFoundError)) or status == 404:
+        return ModelNotFoundError(
+            f"{where} was not found (HTTP 404): {detail}; check the model name and api_base",
+            status_code=404,
+            model=model,
+        )
+    unknown_provider = getattr(litellm, "LiteLLMUnknownProvider", None)
+    if unknown_provider is not None and isinstance(exc, unknown_provider):
+        return BadRequestError(
+            f"litellm cannot tell which provider serves model {model!r}; write it with a "
+            f"provider prefix such as 'openai/{model}' or 'anthropic/{model}'",
+            status_code=400,
+            model=model,
+        )
+    request_types = (
+        litellm.BadRequestError,
+        litellm.UnprocessableEntityError,
+        litellm.ContextWindowExceededError,
+        openai.BadRequestError,
+        openai.UnprocessableEntityError,
+    )
+    if isinstance(exc, request_types) or status in (400, 413, 422):
+        return BadRequestError(
+            f"{where} rejected the request (HTTP {status or 400}): {detail}; check the "
+            "prompt length, sampling parameters and provider options",
+            status_code=status or 400,
+            model=model,
+        )
+    if _has_type(exc, (openai.APIConnectionError, ConnectionError, litellm.APIConnectionError)):
+        target = base or "the provider's endpoint"
+        return ProviderConnectionError(
+            f"could not connect to {target} for model {model!r} (task {task.task_id}): "
+            f"{_root_message(exc)}; check that the server is running and api_base is correct",
+            model=model,
+        )
+    malformed_types = (json.JSONDecodeError, openai.APIResponseValidationError)
+    if _has_type(exc, malformed_types):
+        return MalformedResponseError(
+            f"{where} answered with a body that is not a valid completion: {detail}",
+            status_code=status,
+            model=model,
+        )
+    server_types = (
+        litellm.InternalServerError,
+        litellm.ServiceUnavailableError,
+        litellm.BadGatewayError,
+        openai.InternalServerError,
+    )
+    if isinstance(exc, server_types) or (status is not None and status >= 500):
+        return ServerError(
+            f"{where} failed with a server error (HTTP {status or 500}): {detail}",
+            status_code=status or 500,
+            retry_after=_retry_after(exc),
+            model=model,
+        )
+    return ProviderError(
+        f"{where} failed: {type(exc).__name__}: {detail}", status_code=status, model=model
+    )
+
+
+def _detail(exc: BaseException) -> str:
+    text = str(getattr(exc, "message", None) or exc).strip()
+    return " ".join(text.split())[:500] or type(exc).__name__
+
+
+def _root_message(exc: BaseException) -> str:
+    *_, root = _chain(exc)
+    text = str(root).strip() or type(root).__name__
+    return " ".join(text.split())[:300]
+
+
+def _headers_of(exc: BaseException) -> Iterator[Mapping[str, Any]]:
+    for holder in (exc, getattr(exc, "response", None)):
+        for name in ("litellm_response_headers", "headers"):
+            headers = getattr(holder, name, None)
+            if headers is not None and hasattr(headers, "get"):
+                yield headers
+
+
+def _retry_after(exc: BaseException) -> float | None:
+    """Seconds the server asked us to wait, from ``retry-after-ms`` or ``Retry-After``."""
+    for headers in _headers_of(exc):
+        raw_ms = headers.get("retry-after-ms")
+        if raw_ms is not None:
+            try:
+                return max(0.0, float(raw_ms) / 1000.0)
+            except (TypeError, ValueError):
+                pass
+        raw = headers.get("retry-after")
+        if raw is None:
+            continue
+        try:
+            return max(0.0, float(raw))
+        except (TypeError, ValueError):
+            pass
+        try:
+            when = email.utils.parsedate_to_datetime(str(raw))
+        except (TypeError, ValueError):
+            continue
+        return max(0.0, when.timestamp() - time.time())
+    return None
+
+
+def _secrets(options: Mapping[str, Any]) -> list[str]:
+    """Every credential-looking value in ``options`` (and header values), longest first."""
+    found: set[str] = set()
+
+    def collect(name: str, value: Any, inside_headers: bool) -> None:
+        if isinstance(value, Mapping):
+            headers = inside_headers or "header" in name.lower()
+            for key, item in value.items():
+                collect(str(key), item, headers)
+        elif isinstance(value, str) and (inside_headers or is_secret_option(name)):
+            if len(value) >= _MIN_SECRET_LENGTH and value != PLACEHOLDER_API_KEY:
+                found.add(value)
+                scheme, _, token = value.partition(" ")
+                if token and scheme.lower() in ("bearer", "basic", "token"):
+                    found.add(token)
+
+    for name, value in options.items():
+        collect(str(name), value, False)
+    for name, value in os.environ.items():
+        if name.endswith("_API_KEY") and len(value) >= 8:
+            found.add(value)
+    return sorted(found, key=len, reverse=True)
+
+
+def _redact(text: str, secrets: list[str]) -> str:
+    for secret in secrets:
+        if secret in text:
+            text = text.replace(secret, REDACTED)
+    return text
+
+
+def _cost(litellm: ModuleType, response: Any) -> float | None:
+    """The call's cost in USD when litellm knows the model's price, else None.
+
+    litellm prices each response while it logs the call (``_hidden_params["response_cost"]``);
+    that figure is used when present, otherwise ``litellm.completion_cost`` is asked.
+    """
+    hidden = getattr(response, "_hidden_params", None)
+    if isinstance(hidden, Mapping) and "response_cost" in hidden:
+        value = hidden["response_cost"]
+    else:
+        try:
+            value = litellm.completion_cost(completion_response=response)
+        except Exception:  # noqa: BLE001 - unknown models raise; cost is optional
+            return None
+    if value is None or isinstance(value, bool):
+        return None
+    try:
+        cost = float(value)
+    except (TypeError, ValueError):
+        return None
+    return cost if cost == cost and cost >= 0 else None
