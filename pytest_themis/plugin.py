@@ -151,6 +151,17 @@ def pytest_configure_node(node: Any) -> None:
 # -- hooks: collection ----------------------------------------------------------------------------
 
 
+def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
+    """``pytest --themis-preset=NAME`` with no paths runs the benchmark alone, not testpaths."""
+    state = config.stash.get(_STATE, None)
+    if state is None or not state.options.presets:
+        return None
+    if config.args_source == pytest.Config.ArgsSource.ARGS:
+        return None
+    return True
+
+
+
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     names = metafunc.fixturenames
     if metafunc.definition.get_closest_marker("themis") is None and not any(

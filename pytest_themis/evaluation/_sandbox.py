@@ -363,9 +363,9 @@ class WorkerPool:
         return self._hosts[0].process.pid if self._hosts else None
 
     def start(self) -> None:
-        """Start the host now instead of on the first :meth:`map`."""
+        """Start the host now (instead of on the first :meth:`map`) and wait until it is ready."""
         with self._lock:
-            self._host()
+            self._host().wait_ready(self.startup_timeout)
 
     def _host(self) -> _Host:
         if self._closed:

@@ -15,6 +15,7 @@ from typing import Any, Literal
 
 from ..errors import ConfigurationError, ExtractionError
 from ._numbers import first_number, last_number
+from ._params import public_params
 
 __all__ = [
     "BoxedExtractor",
@@ -53,8 +54,11 @@ class Extractor(ABC):
         """Return the answer in ``text``; raise :class:`ExtractionError` when there is none."""
 
     def params(self) -> dict[str, Any]:
-        """Constructor arguments that change the output (part of the pipeline fingerprint)."""
-        return {}
+        """Settings that change the output (part of the pipeline fingerprint).
+
+        By default: the public instance attributes holding plain JSON values.
+        """
+        return public_params(self)
 
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, **self.params()}
@@ -123,6 +127,8 @@ class RegexExtractor(Extractor):
     """The ``group`` of the first (or, with ``which="last"``, the last) match of ``pattern``.
 
     A pattern without groups yields the whole match. Matches whose group is empty are skipped.
+    The pattern is the caller's: avoid nested quantifiers such as ``(a+)+`` that backtrack
+    exponentially on long responses.
     """
 
     def __init__(

@@ -32,6 +32,37 @@ class _Crash:
         self.exc = exc
 
 
+_LOOP: asyncio.AbstractEventLoop | None = None
+_LOOP_LOCK = threading.Lock()
+
+
+def _shared_loop() -> asyncio.AbstractEventLoop:
+    """One event loop per process, on a daemon thread, shared by every run.
+
+    Async clients (litellm's HTTP sessions, its logging worker) bind to the loop they first run
+    on; keeping that loop alive lets them reuse connections across runs instead of breaking when
+    a per-run loop closes. Blocking providers run on the loop's (large, lazily grown) thread pool.
+    """
+    global _LOOP
+    with _LOOP_LOCK:
+        if _LOOP is None or _LOOP.is_closed():
+            loop = asyncio.new_event_loop()
+            loop.set_default_executor(
+                ThreadPoolExecutor(max_workers=256, thread_name_prefix="themis-call")
+            )
+            ready = threading.Event()
+
+            def serve() -> None:
+                asyncio.set_event_loop(loop)
+                loop.call_soon(ready.set)
+                loop.run_forever()
+
+            threading.Thread(target=serve, name="themis-loop", daemon=True).start()
+            ready.wait()
+            _LOOP = loop
+        return _LOOP
+
+
 class GenerationRunner:
     """Runs tasks through an executor (a :class:`ProviderRouter` by default).
 
@@ -208,10 +239,9 @@ class GenerationRunner:
     ) -> Iterator[list[GenerationRecord]]:
         out: queue.SimpleQueue[Any] = queue.SimpleQueue()
         stop = threading.Event()
-        thread = threading.Thread(
-            target=self._loop_main, args=(iter(tasks), out, stop), name="themis-runner", daemon=True
+        future = asyncio.run_coroutine_threadsafe(
+            self._produce_then_signal(iter(tasks), out, stop), _shared_loop()
         )
-        thread.start()
         try:
             finished = False
             while not finished:
@@ -234,25 +264,16 @@ class GenerationRunner:
                     yield batch
         finally:
             stop.set()
-            thread.join()
+            future.result()
 
-    def _loop_main(
+    async def _produce_then_signal(
         self, tasks: Iterator[GenerationTask], out: queue.SimpleQueue[Any], stop: threading.Event
     ) -> None:
-        workers = self.max_parallel if isinstance(self.max_parallel, int) else 64
-        pool = ThreadPoolExecutor(max_workers=max(4, workers), thread_name_prefix="themis-call")
-        loop = asyncio.new_event_loop()
-        loop.set_default_executor(pool)
         try:
-            loop.run_until_complete(self._produce(tasks, out, stop))
+            await self._produce(tasks, out, stop)
         except BaseException as exc:  # noqa: BLE001 - handed to the consumer thread
             out.put(_Crash(exc))
         finally:
-            try:
-                loop.run_until_complete(loop.shutdown_asyncgens())
-            finally:
-                loop.close()
-                pool.shutdown(wait=False, cancel_futures=True)
             out.put(_DONE)
 
     async def _produce(

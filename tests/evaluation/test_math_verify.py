@@ -203,6 +203,7 @@ def test_worker_pool_outcomes_with_stdlib_handlers() -> None:
         (crashed,) = pool.map([3], timeout=5.0)
         assert crashed.status == "crashed" and "code 3" in crashed.message
     with WorkerPool("time:sleep", 2) as pool:
+        pool.start()
         start = time.monotonic()
         outcomes = pool.map([30.0, 0.0], timeout=0.5)
         assert [o.status for o in outcomes] == ["timeout", "ok"]

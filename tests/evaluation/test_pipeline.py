@@ -220,3 +220,20 @@ def test_close_closes_every_metric() -> None:
     with EvaluationPipeline(metrics=[first, second]) as pipeline:
         assert pipeline.metrics == [first, second]
     assert first.closed == 1
+
+
+def test_custom_component_settings_reach_the_fingerprint() -> None:
+    class Judge(Metric):
+        def __init__(self, judge_model: str) -> None:
+            self.judge_model = judge_model
+            self._client = object()  # private and not plain JSON: never part of the description
+
+        def compute(self, prediction: str, reference: Any) -> float:
+            return 1.0
+
+    small, large = Judge("small-judge"), Judge("large-judge")
+    assert small.to_dict() == {"name": "Judge", "judge_model": "small-judge"}
+    assert (
+        EvaluationPipeline(metrics=[small]).fingerprint
+        != EvaluationPipeline(metrics=[large]).fingerprint
+    )

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from ...core.entities import MetricScore
+from .._params import public_params
 
 __all__ = ["Metric", "MetricItemError", "coerce_score"]
 
@@ -58,8 +59,11 @@ class Metric(ABC):
         return scores
 
     def params(self) -> dict[str, Any]:
-        """Constructor arguments that change scores (part of the pipeline fingerprint)."""
-        return {}
+        """Settings that change scores (part of the pipeline fingerprint).
+
+        By default: the public instance attributes holding plain JSON values.
+        """
+        return public_params(self)
 
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, **self.params()}
