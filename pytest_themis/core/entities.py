@@ -137,7 +137,9 @@ class ModelSpec:
         """Readable name for test ids: the identifier without its ``vendor/`` or module prefix."""
         name = self.identifier.rsplit("/", 1)[-1]
         if self.provider == "python":
-            name = name.rsplit(":", 1)[-1].rsplit(".", 1)[-1]
+            # "pkg.app:answer" / "pkg.app.answer" -> "app.answer"
+            parts = name.replace(":", ".").split(".")
+            name = ".".join(parts[-2:])
         return name
 
     def to_dict(self) -> dict[str, Any]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import inspect
 import os
 import pkgutil
 import re
@@ -12,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from ..core.entities import SamplingConfig
-from ..errors import ConfigurationError, DatasetError
+from ..errors import ConfigurationError, DatasetError, ThemisError
 from ..generation.templates import PromptTemplate
 from .loading import (
     LOCAL_SUFFIXES,
@@ -42,28 +43,40 @@ def _default_sampling() -> SamplingConfig:
 def _find_class(module_name: str, name: str) -> Any:
     """``name`` from ``module_name``, or from one of its submodules when it is a package."""
     module = importlib.import_module(module_name)
-    if hasattr(module, name):
+    if inspect.isclass(getattr(module, name, None)):
         return getattr(module, name)
     for info in pkgutil.iter_modules(getattr(module, "__path__", [])):
         if info.name.startswith("_"):
             continue
         submodule = importlib.import_module(f"{module_name}.{info.name}")
-        if hasattr(submodule, name):
+        if inspect.isclass(getattr(submodule, name, None)):
             return getattr(submodule, name)
     raise AttributeError(f"no {name!r} in {module_name}")
+
+
+def _from_registry(kind: str, name: str) -> Any:
+    """``name`` looked up in the evaluation registry (``"exact_match"``, ``"gsm8k"`` …)."""
+    from ..evaluation import registry
+
+    getter = registry.get_extractor if kind == "extractor" else registry.get_metric
+    return getter(name)
 
 
 def _build(factory: Factory, module: str, what: str, preset: str) -> Any:
     if callable(factory):
         return factory()
     try:
-        cls = _find_class(module, factory)
+        return _find_class(module, factory)()
     except (ImportError, AttributeError) as exc:
-        raise ConfigurationError(
-            f"benchmark {preset!r}: {what} {factory!r} is not available in {module} ({exc}); "
-            f"pass a factory callable or the name of a class defined there"
-        ) from None
-    return cls()
+        problem = str(exc)
+    try:
+        return _from_registry(what, factory)
+    except (ImportError, AttributeError, ThemisError) as exc:
+        problem = f"{problem}; {exc}"
+    raise ConfigurationError(
+        f"benchmark {preset!r}: {what} {factory!r} is neither a class in {module} nor a "
+        f"registered {what} ({problem}); pass a factory callable or a known name"
+    )
 
 
 @dataclass(frozen=True, eq=False)

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import copy
 import json
 import random
 import signal
@@ -131,15 +130,15 @@ class FaultPlan:
                 raise ValueError(f"FaultPlan.{name} must be >= 0 seconds")
         if self.max_concurrency is not None and self.max_concurrency < 1:
             raise ValueError("FaultPlan.max_concurrency must be >= 1 or None")
-        self._bands = [(getattr(self, n), _OUTCOME_OF_RATE[n]) for n in _RATE_FIELDS]
 
     def draw(self, key: str, attempt: int) -> str:
         """Outcome label of attempt number ``attempt`` (0-based) of the request ``key``."""
-        if not any(rate for rate, _ in self._bands):
+        bands = [(getattr(self, name), _OUTCOME_OF_RATE[name]) for name in _RATE_FIELDS]
+        if not any(rate for rate, _ in bands):
             return "ok"
         u = random.Random(f"{self.seed}\x1f{attempt}\x1f{key}").random()
         edge = 0.0
-        for rate, outcome in self._bands:
+        for rate, outcome in bands:
             edge += rate
             if u < edge:
                 return outcome
@@ -328,7 +327,16 @@ class OpenAIServer:
     def stats(self) -> ServerStats:
         """A consistent copy of the statistics collected since start or :meth:`reset_stats`."""
         with self._lock:
-            return copy.deepcopy(self._stats)
+            live = self._stats
+            return ServerStats(
+                request_count=live.request_count,
+                requests_by_prompt=Counter(live.requests_by_prompt),
+                max_in_flight=live.max_in_flight,
+                arrivals=list(live.arrivals),
+                status_counts=Counter(live.status_counts),
+                outcome_counts=Counter(live.outcome_counts),
+                connections=live.connections,
+            )
 
     @property
     def request_count(self) -> int:

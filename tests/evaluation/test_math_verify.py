@@ -9,10 +9,12 @@ import sys
 import textwrap
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 
+from pytest_themis.core.entities import GenerationRecord
 from pytest_themis.errors import ConfigurationError, MetricError
 from pytest_themis.evaluation._quick_math import quick_match
 from pytest_themis.evaluation._sandbox import WorkerPool
@@ -22,6 +24,7 @@ from pytest_themis.evaluation.metrics.math_verify import MathVerifyAccuracy
 from pytest_themis.evaluation.pipeline import EvaluationPipeline
 
 pytestmark = pytest.mark.timeout(120)
+RecordFactory = Callable[..., GenerationRecord]
 
 TIMEOUT = 1.5
 SLACK = 2.5  # process bookkeeping on a loaded 2-core machine
@@ -126,30 +129,23 @@ def test_concurrent_callers_are_serialised(metric: MathVerifyAccuracy) -> None:
     assert results == {2: [1.0, 1.0], 3: [1.0, 1.0], 5: [1.0, 1.0]}
 
 
-def test_pool_is_lazy_and_close_stops_every_process() -> None:
+def test_pool_is_lazy_and_pipeline_close_stops_every_process(make_record: RecordFactory) -> None:
     metric = MathVerifyAccuracy(timeout=TIMEOUT, workers=1)
-    assert metric.compute("0.5", "\\frac{1}{2}").value == 1.0  # fast path: no pool needed
-    assert not metric.pool.started
-    assert metric.compute("\\sqrt{9}", "3").value == 1.0
+    pipeline = EvaluationPipeline(MathVerifyExtractor(), [metric])
+    (easy,) = pipeline.evaluate([make_record("So \\boxed{0.5}", "\\frac{1}{2}")])
+    assert easy.scores["MathVerifyAccuracy"].value == 1.0
+    assert not metric.pool.started  # the fast path needed no worker
+    (hard,) = pipeline.evaluate([make_record("It is \\boxed{2\\sqrt{2}}", "\\sqrt{8}")])
+    assert hard.scores["MathVerifyAccuracy"].value == 1.0
     pid = metric.pool.host_pid
     assert pid is not None and not _group_gone(pid)
-    metric.close()
-    assert _group_gone(pid)
+    pipeline.close()
+    assert _group_gone(pid)  # host and its forked workers share one process group
     metric.close()  # idempotent
-    assert metric.compute("\\sqrt{16}", "4").value == 1.0  # a fresh pool on demand
-    metric.close()
+    assert not metric.pool.started  # a later batch would start a fresh pool
 
 
-def test_pipeline_close_stops_the_pool(make_record) -> None:  # type: ignore[no-untyped-def]
-    metric = MathVerifyAccuracy(timeout=TIMEOUT, workers=1)
-    with EvaluationPipeline(MathVerifyExtractor(), [metric]) as pipeline:
-        (rec,) = pipeline.evaluate([make_record("It is \\boxed{2\\sqrt{2}}", "\\sqrt{8}")])
-        assert rec.scores["MathVerifyAccuracy"].value == 1.0
-        pid = metric.pool.host_pid
-    assert pid is not None and _group_gone(pid)
-
-
-def test_missing_reference_names_the_row(make_record) -> None:  # type: ignore[no-untyped-def]
+def test_missing_reference_names_the_row(make_record: RecordFactory) -> None:
     metric = MathVerifyAccuracy(timeout=TIMEOUT)
     with pytest.raises(MetricItemError):
         metric.score_batch([("1", "1"), ("1", "  ")])
@@ -213,7 +209,7 @@ def test_worker_pool_outcomes_with_stdlib_handlers() -> None:
         pool.map([1.0], timeout=1.0)
 
 
-def test_workers_stop_at_interpreter_exit_and_main_is_not_reimported(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_workers_stop_at_interpreter_exit_and_main_is_not_reimported(tmp_path: Path) -> None:
     # A script without a __main__ guard: were workers to re-import it, "started" would repeat.
     script = tmp_path / "score.py"
     script.write_text(

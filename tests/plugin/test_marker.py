@@ -48,7 +48,7 @@ def test_sweep_yields_one_item_per_cell_with_readable_ids(
     result = pytester.runpytest(*base_args(pytester), "--collect-only", "-q")
     ids = [line for line in result.stdout.lines if "::test_accuracy[" in line]
     assert len(ids) == 8
-    assert "test_sweep.py::test_accuracy[countmodel:answer-ask-t0.7]" in ids
+    assert "test_sweep.py::test_accuracy[countmodel.answer-ask-t0.7]" in ids
     assert "test_sweep.py::test_accuracy[fake-oracle-plain-t0]" in ids
     assert calls(call_log) == []  # collection generates nothing
 

@@ -56,7 +56,7 @@ def test_one_item_per_row_generated_concurrently(pytester: pytest.Pytester) -> N
     )
     result = pytester.runpytest(*base_args(pytester), "-v", "--themis-max-parallel=4")
     result.assert_outcomes(passed=7)
-    result.stdout.fnmatch_lines(["*test_row[[]concmodel:answer-prompt-t0-row0[]] PASSED*"])
+    result.stdout.fnmatch_lines(["*test_row[[]concmodel.answer-prompt-t0-row0[]] PASSED*"])
     assert result.stdout.str().count("test_rows.py::test_row[") == 6
 
 

@@ -390,3 +390,27 @@ def test_offline_from_the_start_uses_only_the_cache(tmp_path: Path) -> None:
     assert float(seconds) < 5
     assert "only cached copies" in message
     assert_local_copy_hint(message, "gsm8k")
+
+
+def test_scoring_parts_by_registry_name_callable_or_unknown() -> None:
+    prompt = PromptTemplate(name="p", template="{q}")
+    common = dict(
+        description="d",
+        source="example/x",
+        config=None,
+        split="test",
+        revision=None,
+        id_field="id",
+        reference_field="gold",
+        prompt=prompt,
+        primary_metric="exact_match",
+    )
+    by_name = BenchmarkPreset(name="by-name", extractor_factory="gsm8k", **common)  # type: ignore[arg-type]
+    assert type(by_name.extractor()).__name__ == "GSM8KExtractor"
+    assert [type(m).__name__ for m in by_name.metrics()] == ["ExactMatch"]
+    marker = object()
+    by_callable = BenchmarkPreset(name="by-fn", extractor_factory=lambda: marker, **common)  # type: ignore[arg-type]
+    assert by_callable.extractor() is marker
+    unknown = BenchmarkPreset(name="unknown", extractor_factory="NoSuchExtractor", **common)  # type: ignore[arg-type]
+    with pytest.raises(ConfigurationError, match="'unknown'.*extractor 'NoSuchExtractor'"):
+        unknown.extractor()

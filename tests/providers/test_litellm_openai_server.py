@@ -62,6 +62,8 @@ def test_keep_alive_serves_many_requests_on_one_connection(openai_server: OpenAI
     assert [outcome for _, _, outcome in stats.arrivals] == ["ok"] * 25
     times = [t for t, _, _ in stats.arrivals]
     assert times == sorted(times)
+    stats.requests_by_prompt["p0"] += 100  # a snapshot: the server's own counts are unaffected
+    assert openai_server.stats.requests_by_prompt["p0"] == 5
     openai_server.reset_stats()
     assert openai_server.stats.request_count == 0
 

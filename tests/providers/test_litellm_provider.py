@@ -266,7 +266,10 @@ def test_environment_keys_are_redacted_too(monkeypatch: pytest.MonkeyPatch) -> N
 _GLOBALS = (
     "drop_params",
     "num_retries",
-    "max_retries",
+    "modify_params",
+    "model_alias_map",
+    "headers",
+    "ssl_verify",
     "request_timeout",
     "suppress_debug_info",
     "set_verbose",
@@ -285,7 +288,7 @@ _GLOBALS = (
 
 
 def _snapshot() -> dict[str, Any]:
-    return {name: copy.copy(getattr(litellm, name, "<missing>")) for name in _GLOBALS}
+    return {name: copy.copy(getattr(litellm, name)) for name in _GLOBALS}
 
 
 def test_litellm_globals_are_never_mutated(openai_server: OpenAIServer) -> None:
@@ -327,8 +330,8 @@ def test_well_known_prefixes_are_litellm_providers() -> None:
 
 
 def test_retry_after_header_forms() -> None:
-    from email.utils import format_datetime
     from datetime import datetime, timedelta, timezone
+    from email.utils import format_datetime
 
     from pytest_themis.providers.litellm_provider import _retry_after
 
@@ -379,6 +382,6 @@ def test_runner_honours_retry_after_from_the_provider(openai_server: OpenAIServe
     stats = openai_server.stats
     assert stats.outcome_counts["rate_limit"] > 0
     for prompt, arrivals in stats.arrivals_by_prompt().items():
-        for (t0, outcome), (t1, _) in zip(arrivals, arrivals[1:]):
+        for (t0, outcome), (t1, _) in zip(arrivals, arrivals[1:], strict=False):
             assert outcome == "rate_limit"
             assert t1 - t0 >= wait, f"{prompt!r} retried {t1 - t0:.3f}s after a 429"
