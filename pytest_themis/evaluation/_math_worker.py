@@ -8,6 +8,7 @@ signal-based timeouts are disabled; the parent enforces a wall-clock timeout per
 from __future__ import annotations
 
 import logging
+from functools import lru_cache
 from typing import Any
 
 from math_verify import parse, verify
@@ -27,12 +28,18 @@ def wrap_for_parse(text: str) -> list[str]:
     return [f"${stripped}$", f"\\boxed{{{stripped}}}", stripped]
 
 
-def _parse(text: str) -> list[Any]:
+@lru_cache(maxsize=2048)
+def _parse_cached(text: str) -> tuple[Any, ...]:
+    # The same gold answer is usually scored many times (models × prompts × samples).
     for candidate in wrap_for_parse(text):
         parsed = parse(candidate, parsing_timeout=None)  # type: ignore[arg-type]
         if parsed:
-            return parsed
-    return []
+            return tuple(parsed)
+    return ()
+
+
+def _parse(text: str) -> list[Any]:
+    return list(_parse_cached(text))
 
 
 def score_pair(payload: tuple[str, str]) -> tuple[float, dict[str, Any]]:

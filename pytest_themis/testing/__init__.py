@@ -1,4 +1,4 @@
-"""Test helpers shipped with pytest-themis: a fault-injecting OpenAI-compatible server.
+"""Testing utilities shipped with pytest-themis: a fault-injecting OpenAI-compatible server.
 
 Names are loaded on first access (only the standard library is used), which also lets
 ``python -m pytest_themis.testing.openai_server`` run without a double import.

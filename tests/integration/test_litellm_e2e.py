@@ -19,12 +19,14 @@ from support import litellm_e2e as e2e
 
 from pytest_themis.experiment.cache_manager import CacheManager
 from pytest_themis.storage import ExperimentStorage
-from pytest_themis.testing import OpenAIServer
+from pytest_themis.testing import FaultPlan, OpenAIServer
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 
 TOTAL = e2e.ROWS * 2 * 2 * 2
 PER_PROMPT = 2 * 2  # each rendered prompt is sent once per model x sampling config
+# A little server latency, so requests overlap the way they do against a real API.
+PLAN = FaultPlan(latency=0.05)
 
 
 def _prompt_of(task: object) -> str:
@@ -34,7 +36,7 @@ def _prompt_of(task: object) -> str:
 def test_1600_generations_then_identical_rerun_sends_nothing(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    with OpenAIServer(responder=e2e.responder) as server:
+    with OpenAIServer(PLAN, responder=e2e.responder) as server:
         started = time.perf_counter()
         report = e2e.build_orchestrator(server.url, tmp_path / "cache").run(
             dataset=e2e.dataset(), run_id="first", evaluation_batch_size=100
@@ -58,7 +60,7 @@ def test_1600_generations_then_identical_rerun_sends_nothing(
     assert first.request_count == TOTAL
     assert len(first.requests_by_prompt) == e2e.ROWS * 2
     assert set(first.requests_by_prompt.values()) == {PER_PROMPT}
-    assert first.max_in_flight <= e2e.MAX_PARALLEL
+    assert 1 < first.max_in_flight <= e2e.MAX_PARALLEL
     assert len(report.cells) == 8
     for cell_id, cell in report.cells.items():
         assert cell.total == e2e.ROWS
@@ -72,11 +74,13 @@ def test_1600_generations_then_identical_rerun_sends_nothing(
     assert [r.generation.text for r in again.records] == [r.generation.text for r in report.records]
 
 
-def test_killed_run_resumes_without_re_requesting_finished_work(tmp_path: Path) -> None:
+def test_killed_run_resumes_without_re_requesting_finished_work(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     cache_dir = tmp_path / "cache"
     script = Path(e2e.__file__)
     env = {**os.environ, "LITELLM_LOCAL_MODEL_COST_MAP": "True"}
-    with OpenAIServer(responder=e2e.responder) as server:
+    with OpenAIServer(PLAN, responder=e2e.responder) as server:
         proc = subprocess.Popen(
             [sys.executable, str(script), server.url, str(cache_dir)],
             env=env,
@@ -112,6 +116,11 @@ def test_killed_run_resumes_without_re_requesting_finished_work(tmp_path: Path) 
         )
         resumed = server.stats
 
+    with capsys.disabled():
+        print(
+            f"\n[litellm e2e] killed after {killed.request_count} requests with {finished} "
+            f"generations stored; the resumed run sent {resumed.request_count}"
+        )
     assert TOTAL // 2 <= killed.request_count < TOTAL
     assert 0 < finished < TOTAL
     # Nothing is lost to the kill except what was still in flight.

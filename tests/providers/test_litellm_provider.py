@@ -309,7 +309,7 @@ def test_litellm_globals_are_never_mutated(openai_server: OpenAIServer) -> None:
 
 
 def test_validate_model_accepts_resolvable_and_rejects_unknown() -> None:
-    for good in ("gpt-4o-mini", "openai/anything", "anthropic/claude-x", "ollama/llama3"):
+    for good in ("gpt-4o-mini", "openai/anything", "anthropic/some-model", "ollama/llama3"):
         validate_model(good)
     validate_model("my-local-model", {"api_base": "http://127.0.0.1:1/v1"})
     validate_model("my-local-model", {"custom_llm_provider": "openai"})

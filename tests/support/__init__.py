@@ -1,1 +1,1 @@
-"""Helpers shared by test modules (import as ``support.<module>``)."""
+"""Code shared by test modules (import as ``support.<module>``)."""

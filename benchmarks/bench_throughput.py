@@ -1,0 +1,79 @@
+"""T1–T3 throughput: pytest-themis end to end vs a plain litellm asyncio loop (the floor).
+
+Both run as fresh processes against the same mock OpenAI-compatible server (its own process,
+fixed latency), so both pay interpreter start-up and the litellm import; the floor is a bare
+``asyncio.gather`` over ``litellm.acompletion`` behind a semaphore. pytest-themis runs
+``pytest --themis-preset=gsm8k`` on an N-row local JSONL with a cold cache.
+
+    python benchmarks/bench_throughput.py t1   # N=1000, C=32,  latency 0.2 s, target <= 1.10 x floor
+    python benchmarks/bench_throughput.py t2   # N=1000, C=64,  latency 0.1 s, target <= 1.00 x floor
+    python benchmarks/bench_throughput.py t3   # N=2000, C=256, latency 2 s,  target <= 1.25 x ceil(N/C) x latency
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+import tempfile
+from pathlib import Path
+
+from _harness import mock_server, run_floor, run_timed, write_gsm8k_jsonl
+
+TARGETS = {
+    "t1": {"n": 1000, "c": 32, "latency": 0.2, "vs": "floor", "limit": 1.10},
+    "t2": {"n": 1000, "c": 64, "latency": 0.1, "vs": "floor", "limit": 1.00},
+    "t3": {"n": 2000, "c": 256, "latency": 2.0, "vs": "bound", "limit": 1.25},
+}
+
+
+def themis_run(n: int, c: int, url: str, extra: list[str]) -> float:
+    with tempfile.TemporaryDirectory() as tmp:
+        data = Path(tmp) / "data"
+        data.mkdir()
+        write_gsm8k_jsonl(data / "gsm8k.jsonl", n)
+        cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+               "--themis-preset=gsm8k", "--themis-model=openai/mock",
+               f"--themis-api-base={url}", f"--themis-data-dir={data}",
+               f"--themis-max-parallel={c}", f"--themis-cache-dir={Path(tmp) / 'cache'}",
+               "--themis-max-errors=0", *extra]
+        wall, done = run_timed(cmd, cwd=Path(tmp))
+        if done.returncode != 0:
+            raise SystemExit(f"pytest-themis run failed ({done.returncode}):\n{done.stdout[-3000:]}")
+        if f"{n:>4}" not in done.stdout and str(n) not in done.stdout:
+            raise SystemExit(f"summary does not show n={n}:\n{done.stdout[-2000:]}")
+    return wall
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("target", choices=sorted(TARGETS))
+    parser.add_argument("--repeat", type=int, default=1, help="alternate runs, report the best")
+    args = parser.parse_args()
+    spec = TARGETS[args.target]
+    n, c, latency = spec["n"], spec["c"], spec["latency"]
+    ours: list[float] = []
+    floors: list[float] = []
+    with mock_server(latency) as url:
+        for _ in range(args.repeat):
+            if spec["vs"] == "floor":
+                floors.append(run_floor(n, c, url)["wall_s"])
+            ours.append(themis_run(n, c, url, []))
+    best = min(ours)
+    print(f"{args.target.upper()}: N={n} C={c} latency={latency}s")
+    print(f"  pytest-themis wall: {best:.2f} s  (runs: {', '.join(f'{x:.2f}' for x in ours)})")
+    if spec["vs"] == "floor":
+        floor = min(floors)
+        ratio = best / floor
+        print(f"  litellm floor wall: {floor:.2f} s  (runs: {', '.join(f'{x:.2f}' for x in floors)})")
+    else:
+        floor = math.ceil(n / c) * latency
+        ratio = best / floor
+        print(f"  latency bound ceil(N/C) x latency: {floor:.2f} s")
+    verdict = "PASS" if ratio <= spec["limit"] else "FAIL"
+    print(f"  ratio {ratio:.3f} (target <= {spec['limit']:.2f}) {verdict}")
+    return 0 if verdict == "PASS" else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
