@@ -13,15 +13,27 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-ENV = {**os.environ, "LITELLM_LOCAL_MODEL_COST_MAP": "True", "HF_HUB_OFFLINE": "1",
-       "HF_DATASETS_OFFLINE": "1", "PYTHONDONTWRITEBYTECODE": "1"}
+ENV = {
+    **os.environ,
+    "LITELLM_LOCAL_MODEL_COST_MAP": "True",
+    "HF_HUB_OFFLINE": "1",
+    "HF_DATASETS_OFFLINE": "1",
+    "PYTHONDONTWRITEBYTECODE": "1",
+}
 
 
 @contextlib.contextmanager
 def mock_server(latency: float, max_concurrency: int | None = None) -> Iterator[str]:
     """Start the OpenAI-compatible mock server in its own process; yield its base URL."""
-    cmd = [sys.executable, "-m", "pytest_themis.testing.openai_server", "--port", "0",
-           "--latency", str(latency)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "pytest_themis.testing.openai_server",
+        "--port",
+        "0",
+        "--latency",
+        str(latency),
+    ]
     if max_concurrency is not None:
         cmd += ["--max-concurrency", str(max_concurrency)]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, env=ENV)
@@ -61,8 +73,13 @@ print(json.dumps({"loop_s": loop_s, "count": count, "cpu_s": ru.ru_utime + ru.ru
 def run_floor(n: int, c: int, url: str) -> dict[str, float]:
     """A plain asyncio loop over litellm.acompletion with a semaphore, in a fresh process."""
     start = time.perf_counter()
-    done = subprocess.run([sys.executable, "-c", FLOOR_SCRIPT, str(n), str(c), url],
-                          capture_output=True, text=True, env=ENV, check=True)
+    done = subprocess.run(
+        [sys.executable, "-c", FLOOR_SCRIPT, str(n), str(c), url],
+        capture_output=True,
+        text=True,
+        env=ENV,
+        check=True,
+    )
     wall = time.perf_counter() - start
     result = json.loads(done.stdout.strip().splitlines()[-1])
     result["wall_s"] = wall
@@ -72,11 +89,20 @@ def run_floor(n: int, c: int, url: str) -> dict[str, float]:
 def write_gsm8k_jsonl(path: Path, n: int) -> None:
     with path.open("w") as fh:
         for i in range(n):
-            fh.write(json.dumps({"question": f"Question {i}: what is {i} + {i}?",
-                                 "answer": f"{i} + {i} = {2 * i}\n#### {2 * i}"}) + "\n")
+            fh.write(
+                json.dumps(
+                    {
+                        "question": f"Question {i}: what is {i} + {i}?",
+                        "answer": f"{i} + {i} = {2 * i}\n#### {2 * i}",
+                    }
+                )
+                + "\n"
+            )
 
 
-def run_timed(cmd: Sequence[str], cwd: Path | None = None) -> tuple[float, subprocess.CompletedProcess[str]]:
+def run_timed(
+    cmd: Sequence[str], cwd: Path | None = None
+) -> tuple[float, subprocess.CompletedProcess[str]]:
     start = time.perf_counter()
     done = subprocess.run(list(cmd), capture_output=True, text=True, env=ENV, cwd=cwd)
     return time.perf_counter() - start, done

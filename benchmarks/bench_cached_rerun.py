@@ -31,8 +31,14 @@ def main() -> int:
     from pytest_themis.experiment.cache_manager import CacheManager
     from pytest_themis.testing.openai_server import OpenAIServer
 
-    rows = [{"id": f"q{i}", "question": f"Question {i}: what is {i} + {i}?",
-             "answer": f"{i} + {i} = {2 * i}\n#### {2 * i}"} for i in range(args.rows)]
+    rows = [
+        {
+            "id": f"q{i}",
+            "question": f"Question {i}: what is {i} + {i}?",
+            "answer": f"{i} + {i} = {2 * i}\n#### {2 * i}",
+        }
+        for i in range(args.rows)
+    ]
     with tempfile.TemporaryDirectory() as tmp, OpenAIServer() as server:
         data = Path(tmp) / "data"
         data.mkdir()
@@ -45,8 +51,14 @@ def main() -> int:
 
         def run() -> tuple[float, object]:
             start = time.perf_counter()
-            report = evaluate("gsm8k", model="openai/mock", api_base=server.url,
-                              data_dir=data, storage=cache_dir, max_parallel=256)
+            report = evaluate(
+                "gsm8k",
+                model="openai/mock",
+                api_base=server.url,
+                data_dir=data,
+                storage=cache_dir,
+                max_parallel=256,
+            )
             return time.perf_counter() - start, report
 
         prime_s, _ = run()
@@ -67,8 +79,10 @@ def main() -> int:
     per_sample_us = (rerun_s - raw_s) / n * 1e6
     print(f"T4: {n} rows; priming run {prime_s:.2f} s ({primed_requests} requests)")
     print(f"  cached rerun {rerun_s:.3f} s, {rerun_requests} requests to the server")
-    print(f"  raw diskcache read of the same {n} entries {raw_s:.3f} s "
-          f"({raw_s / n * 1e6:.1f} µs/entry)")
+    print(
+        f"  raw diskcache read of the same {n} entries {raw_s:.3f} s "
+        f"({raw_s / n * 1e6:.1f} µs/entry)"
+    )
     print(f"  framework time beyond the raw read: {per_sample_us:.1f} µs/sample (target <= 100)")
     ok = per_sample_us <= 100 and rerun_requests == 0
     print("T4", "PASS" if ok else "FAIL")

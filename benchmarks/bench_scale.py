@@ -36,8 +36,13 @@ print(json.dumps({"n": n, "seconds": elapsed, "count": agg.count, "mean": agg.me
 
 def run(n: int) -> dict[str, float]:
     with tempfile.TemporaryDirectory() as cache:
-        done = subprocess.run([sys.executable, "-c", CHILD, str(n), cache], env=ENV,
-                              capture_output=True, text=True, check=True)
+        done = subprocess.run(
+            [sys.executable, "-c", CHILD, str(n), cache],
+            env=ENV,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
@@ -48,11 +53,15 @@ def main() -> int:
     small, large = (run(n) for n in args.sizes)
     ratio = large["seconds"] / small["seconds"]
     for r in (small, large):
-        print(f"n={r['n']:>7}: {r['seconds']:.2f} s  {r['n'] / r['seconds']:.0f} rows/s  "
-              f"peak RSS {r['peak_rss_mb']:.0f} MB  accuracy {r['mean']:.3f} (n={r['count']})")
+        print(
+            f"n={r['n']:>7}: {r['seconds']:.2f} s  {r['n'] / r['seconds']:.0f} rows/s  "
+            f"peak RSS {r['peak_rss_mb']:.0f} MB  accuracy {r['mean']:.3f} (n={r['count']})"
+        )
     scale = args.sizes[1] / args.sizes[0]
-    print(f"T6 time ratio {ratio:.2f} (target <= {scale * 1.1:.1f}); "
-          f"peak RSS {large['peak_rss_mb']:.0f} MB (target <= 500)")
+    print(
+        f"T6 time ratio {ratio:.2f} (target <= {scale * 1.1:.1f}); "
+        f"peak RSS {large['peak_rss_mb']:.0f} MB (target <= 500)"
+    )
     ok = ratio <= scale * 1.1 and large["peak_rss_mb"] <= 500
     print("T6", "PASS" if ok else "FAIL")
     return 0 if ok else 1

@@ -16,6 +16,8 @@ model = sys.argv[2] if len(sys.argv) > 2 else "fake:fake-math-llm"
 report = evaluate(benchmark, model=model, limit=50)
 
 accuracy = report.metric("NumericMatch" if benchmark in ("demo", "gsm8k") else "MathVerifyAccuracy")
-print(f"{benchmark} / {model}: {accuracy.mean:.3f} "
-      f"[95% CI {accuracy.ci_low:.3f}-{accuracy.ci_high:.3f}] n={accuracy.count}")
+print(
+    f"{benchmark} / {model}: {accuracy.mean:.3f} "
+    f"[95% CI {accuracy.ci_low:.3f}-{accuracy.ci_high:.3f}] n={accuracy.count}"
+)
 print(f"records: {len(report.records)}  errors: {len(report.failures)}  run: {report.run_id}")

@@ -15,10 +15,18 @@ from pytest_themis.evaluation.metrics.exact_match import ExactMatch
 from pytest_themis.evaluation.pipeline import EvaluationPipeline
 
 notes = [
-    {"id": "doc_1", "text": "Patient reports severe chest pain radiating to the left arm.", "gold": "Critical"},
+    {
+        "id": "doc_1",
+        "text": "Patient reports severe chest pain radiating to the left arm.",
+        "gold": "Critical",
+    },
     {"id": "doc_2", "text": "Patient has a mild cough for two days.", "gold": "Routine"},
     {"id": "doc_3", "text": "Unresponsive after a fall, shallow breathing.", "gold": "Critical"},
-    {"id": "doc_4", "text": "Requests a repeat prescription for allergy tablets.", "gold": "Routine"},
+    {
+        "id": "doc_4",
+        "text": "Requests a repeat prescription for allergy tablets.",
+        "gold": "Routine",
+    },
     {"id": "doc_5", "text": "Sudden severe headache, worst of their life.", "gold": "Critical"},
     {"id": "doc_6", "text": "Small cut on the finger, bleeding stopped.", "gold": "Routine"},
 ]

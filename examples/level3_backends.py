@@ -67,5 +67,7 @@ for attempt in ("first run", "rerun"):
         execution_backend=backend,
         storage_backend=JsonFileStorage(store_dir),
     )
-    print(f"{attempt}: accuracy {report.metric('NumericMatch').mean:.3f}, "
-          f"provider calls so far {backend.calls}, stored entries {len(list(store_dir.iterdir()))}")
+    print(
+        f"{attempt}: accuracy {report.metric('NumericMatch').mean:.3f}, "
+        f"provider calls so far {backend.calls}, stored entries {len(list(store_dir.iterdir()))}"
+    )

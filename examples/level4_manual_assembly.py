@@ -47,10 +47,12 @@ plan = GenerationPlan(
 )
 
 # 2. How to run it: which provider serves which model, parallelism and retries.
-router = ProviderRouter({
-    ("fake", "fake-oracle"): create_provider("fake"),
-    ("fake", "fake-math-llm"): create_provider("fake"),
-})
+router = ProviderRouter(
+    {
+        ("fake", "fake-oracle"): create_provider("fake"),
+        ("fake", "fake-math-llm"): create_provider("fake"),
+    }
+)
 runner = GenerationRunner(executor=router, max_parallel=16, max_retries=3)
 
 # 3. How to score it.

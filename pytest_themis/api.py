@@ -22,9 +22,18 @@ DEFAULT_CACHE_DIR = ".themis_cache"
 PROVIDER_OPTIONS: dict[str, frozenset[str]] = {
     "litellm": frozenset(
         {
-            "api_base", "base_url", "api_key", "api_version", "organization", "extra_headers",
-            "custom_llm_provider", "aws_region_name", "vertex_project", "vertex_location",
-            "drop_params", "extra_body",
+            "api_base",
+            "base_url",
+            "api_key",
+            "api_version",
+            "organization",
+            "extra_headers",
+            "custom_llm_provider",
+            "aws_region_name",
+            "vertex_project",
+            "vertex_location",
+            "drop_params",
+            "extra_body",
         }
     ),
     "fake": frozenset({"wrong_rate", "latency", "fail_rate", "error"}),
@@ -59,15 +68,18 @@ def parse_model(spec: str | ModelSpec | Callable[..., Any], **options: Any) -> M
     if isinstance(spec, ModelSpec):
         if not options:
             return spec
-        return ModelSpec(spec.identifier, spec.provider, spec.default_sampling,
-                         {**spec.options, **options})
+        return ModelSpec(
+            spec.identifier, spec.provider, spec.default_sampling, {**spec.options, **options}
+        )
     if callable(spec):
         name = getattr(spec, "__qualname__", None) or type(spec).__name__
         module = getattr(spec, "__module__", None)
         identifier = f"{module}.{name}" if module and module != "__main__" else name
         return ModelSpec(identifier, "python", options={**options, "fn": spec})
     if not isinstance(spec, str) or not spec.strip():
-        raise ConfigurationError(f"model must be a non-empty string, ModelSpec or callable, got {spec!r}")
+        raise ConfigurationError(
+            f"model must be a non-empty string, ModelSpec or callable, got {spec!r}"
+        )
     spec = spec.strip()
     prefix, sep, rest = spec.partition(":")
     if sep and prefix == "fake":
@@ -174,7 +186,9 @@ def evaluate(
     if limit is not None and (not isinstance(limit, int) or limit < 0):
         raise ConfigurationError(f"limit must be a non-negative integer, got {limit!r}")
     if benchmark_or_dataset is not None and dataset is not None:
-        raise ConfigurationError("pass either a benchmark name / rows positionally or dataset=, not both")
+        raise ConfigurationError(
+            "pass either a benchmark name / rows positionally or dataset=, not both"
+        )
     source = benchmark_or_dataset if benchmark_or_dataset is not None else dataset
     if source is None:
         raise ConfigurationError("nothing to evaluate: pass a benchmark name or dataset=[...]")
@@ -206,7 +220,11 @@ def evaluate(
     _check_provider_options(models, provider_options)
 
     templates = _templates(prompt, preset.prompt if preset is not None else None)
-    temps = temperature if isinstance(temperature, (list, tuple)) else [temperature]
+    temps: list[float] = (
+        [float(t) for t in temperature]
+        if isinstance(temperature, (list, tuple))
+        else [float(temperature)]  # type: ignore[arg-type]
+    )
     base = preset.sampling if preset is not None else SamplingConfig()
     sampling = [
         SamplingConfig(
@@ -228,7 +246,8 @@ def evaluate(
                     "no metrics: pass metrics=['exact_match', ...] or evaluation_pipeline=..."
                 )
             chosen_extractor = (
-                get_extractor(extractor) if extractor is not None
+                get_extractor(extractor)
+                if extractor is not None
                 else (preset.extractor() if preset is not None else get_extractor("identity"))
             )
             evaluation_pipeline = EvaluationPipeline(

@@ -240,7 +240,7 @@ class ProviderResponse:
 
 @dataclass(slots=True)
 class GenerationError:
-    """Why a task produced no text, after all retries. ``kind``: transient/permanent/cache/budget."""
+    """Why a task produced no text after all retries; ``kind``: transient/permanent/cache/budget."""
 
     kind: str
     type: str
@@ -382,7 +382,6 @@ def _config_error(message: str) -> Exception:
     from ..errors import ConfigurationError
 
     return ConfigurationError(message)
-
 
 
 from .reports import EvaluationReport, ExperimentReport  # noqa: E402  (re-exported value types)

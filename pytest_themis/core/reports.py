@@ -114,7 +114,7 @@ class EvaluationReport:
     def failing_samples(self, name: str, limit: int | None = 5) -> list[str]:
         """Ids of scored samples whose value for ``name`` is below 1 (worst first)."""
         agg = self.metrics[name]
-        pairs = sorted(zip(agg.values, agg.sample_ids), key=lambda p: p[0])
+        pairs = sorted(zip(agg.values, agg.sample_ids, strict=True), key=lambda p: p[0])
         failing = [sid for value, sid in pairs if value < 1.0]
         return failing if limit is None else failing[:limit]
 

@@ -12,10 +12,36 @@ __all__ = ["aggregate", "t_critical", "wilson_interval"]
 _Z95 = 1.959963984540054
 # Two-sided 95% Student t critical values for small degrees of freedom.
 _T95 = {
-    1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306,
-    9: 2.262, 10: 2.228, 11: 2.201, 12: 2.179, 13: 2.160, 14: 2.145, 15: 2.131,
-    16: 2.120, 17: 2.110, 18: 2.101, 19: 2.093, 20: 2.086, 21: 2.080, 22: 2.074,
-    23: 2.069, 24: 2.064, 25: 2.060, 26: 2.056, 27: 2.052, 28: 2.048, 29: 2.045, 30: 2.042,
+    1: 12.706,
+    2: 4.303,
+    3: 3.182,
+    4: 2.776,
+    5: 2.571,
+    6: 2.447,
+    7: 2.365,
+    8: 2.306,
+    9: 2.262,
+    10: 2.228,
+    11: 2.201,
+    12: 2.179,
+    13: 2.160,
+    14: 2.145,
+    15: 2.131,
+    16: 2.120,
+    17: 2.110,
+    18: 2.101,
+    19: 2.093,
+    20: 2.086,
+    21: 2.080,
+    22: 2.074,
+    23: 2.069,
+    24: 2.064,
+    25: 2.060,
+    26: 2.056,
+    27: 2.052,
+    28: 2.048,
+    29: 2.045,
+    30: 2.042,
 }
 
 
@@ -45,7 +71,9 @@ def wilson_interval(successes: float, n: int, z: float = _Z95) -> tuple[float, f
     return (low, high)
 
 
-def aggregate(name: str, values: Sequence[float], sample_ids: Sequence[str] = ()) -> MetricAggregate:
+def aggregate(
+    name: str, values: Sequence[float], sample_ids: Sequence[str] = ()
+) -> MetricAggregate:
     """Mean, standard error and 95% CI of ``values``; NaNs are not allowed here."""
     n = len(values)
     if n == 0:

@@ -121,8 +121,16 @@ class ExperimentOrchestrator:
             now = time.perf_counter()
             if progress is not None and (force or now - last_report >= progress_interval):
                 last_report = now
-                progress(ProgressEvent(cell_id, counters["done"], total, counters["cached"],
-                                       counters["errors"], now - started))
+                progress(
+                    ProgressEvent(
+                        cell_id,
+                        counters["done"],
+                        total,
+                        counters["cached"],
+                        counters["errors"],
+                        now - started,
+                    )
+                )
 
         for finished in self.runner.run_batches(self._misses(rows, chosen, hits)):
             # Persist first: a finished generation is durable before anything else happens.
@@ -147,7 +155,9 @@ class ExperimentOrchestrator:
         return self.plan.prepare(dataset)
 
     def _check_reference(self) -> None:
-        if self.plan.reference_field is None and getattr(self.pipeline, "requires_reference", False):
+        if self.plan.reference_field is None and getattr(
+            self.pipeline, "requires_reference", False
+        ):
             names = ", ".join(self.pipeline.metric_names)
             raise ConfigurationError(
                 f"metrics {names} compare against a reference, but no reference_field is set; "

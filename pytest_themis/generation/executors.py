@@ -41,9 +41,7 @@ class TaskExecutor(ABC):
 class ConversationSession:
     """A multi-turn conversation with the task's model, used inside a stateful executor."""
 
-    def __init__(
-        self, task: GenerationTask, router: ProviderRouter, timeout: float | None
-    ) -> None:
+    def __init__(self, task: GenerationTask, router: ProviderRouter, timeout: float | None) -> None:
         self.task = task
         self.messages: list[ConversationMessage] = list(task.messages)
         self.usage = TokenUsage()

@@ -150,7 +150,9 @@ class GenerationPlan:
                             row=prepared.row,
                         )
 
-    def count_tasks(self, rows: Sequence[PreparedRow], cells: Sequence[CellSpec] | None = None) -> int:
+    def count_tasks(
+        self, rows: Sequence[PreparedRow], cells: Sequence[CellSpec] | None = None
+    ) -> int:
         n_cells = len(cells) if cells is not None else len(self._cells)
         return len(rows) * n_cells * self.num_samples
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections import deque
 import time
+from collections import deque
 from dataclasses import dataclass
 
 from ..errors import ProviderError

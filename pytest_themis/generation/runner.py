@@ -1,4 +1,4 @@
-"""The generation runner: bounded concurrency, retries, budgets; records stream out as they finish."""
+"""The generation runner: bounded concurrency, retries, budgets; records stream out as done."""
 
 from __future__ import annotations
 

@@ -86,7 +86,9 @@ class MatchPipeline:
             value = float(rec.text == str(rec.task.reference))
             out.append(
                 EvaluationRecord(
-                    rec, prediction=rec.text, scores={"ExactMatch": MetricScore("ExactMatch", value)}
+                    rec,
+                    prediction=rec.text,
+                    scores={"ExactMatch": MetricScore("ExactMatch", value)},
                 )
             )
         return out

@@ -23,7 +23,10 @@ from pytest_themis.storage import CacheIntegrityWarning, ExperimentStorage
 def _plan(n_models=2, temps=(0.0, 0.7), reference_field="gold"):
     return GenerationPlan(
         [PromptTemplate("plain", "{q}")],
-        [ModelSpec(f"m{i}", "scripted", options={"api_key": "sk-canary-123"}) for i in range(n_models)],
+        [
+            ModelSpec(f"m{i}", "scripted", options={"api_key": "sk-canary-123"})
+            for i in range(n_models)
+        ],
         [SamplingConfig(temperature=t) for t in temps],
         reference_field=reference_field,
     )
@@ -114,7 +117,9 @@ def test_unknown_cache_mode_is_rejected(tmp_path):
 
 
 def test_missing_reference_field_for_reference_metrics(tmp_path, rows):
-    orch = _orch(ScriptedProvider(), CacheManager(enable_cache=False), plan=_plan(reference_field=None))
+    orch = _orch(
+        ScriptedProvider(), CacheManager(enable_cache=False), plan=_plan(reference_field=None)
+    )
     with pytest.raises(ConfigurationError, match="reference_field"):
         orch.run(rows)
 
@@ -159,7 +164,9 @@ def test_corrupted_entry_is_regenerated_with_a_warning(tmp_path, rows):
     storage.close()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        report = _orch(provider, CacheManager(ExperimentStorage(tmp_path)), plan=_plan(1, (0.0,))).run(rows[:3])
+        report = _orch(
+            provider, CacheManager(ExperimentStorage(tmp_path)), plan=_plan(1, (0.0,))
+        ).run(rows[:3])
     assert any(issubclass(w.category, CacheIntegrityWarning) for w in caught)
     assert provider.total_calls == 4 and report.evaluation_report.errors == 0
 

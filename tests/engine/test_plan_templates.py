@@ -38,7 +38,12 @@ def test_literal_braces_and_fingerprint():
 
 @pytest.mark.parametrize(
     "template, needle",
-    [("Q: {q", "malformed"), ("Q: }", "malformed"), ("Q: {}", "positional"), ("Q: {0}", "positional")],
+    [
+        ("Q: {q", "malformed"),
+        ("Q: }", "malformed"),
+        ("Q: {}", "positional"),
+        ("Q: {0}", "positional"),
+    ],
 )
 def test_malformed_templates_are_rejected_at_construction(template, needle):
     with pytest.raises(TemplateError, match=needle) as info:
@@ -104,9 +109,19 @@ def test_plan_rejects_clashing_cell_ids_and_empty_parts():
 
 
 def test_model_spec_never_shows_secrets():
-    spec = ModelSpec("gpt", "litellm", options={"api_key": "sk-secret", "api_base": "http://h/v1",
-                                               "extra_headers": {"Authorization": "Bearer x"}})
+    spec = ModelSpec(
+        "gpt",
+        "litellm",
+        options={
+            "api_key": "sk-secret",
+            "api_base": "http://h/v1",
+            "extra_headers": {"Authorization": "Bearer x"},
+        },
+    )
     assert "sk-secret" not in repr(spec) and "Bearer" not in repr(spec)
-    assert spec.to_dict()["options"] == {"api_base": "http://h/v1", "api_key": "***",
-                                         "extra_headers": "***"}
+    assert spec.to_dict()["options"] == {
+        "api_base": "http://h/v1",
+        "api_key": "***",
+        "extra_headers": "***",
+    }
     assert spec.api_base == "http://h/v1"

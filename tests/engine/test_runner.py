@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 
 import pytest
+from engine_support import ScriptedProvider
 
 from pytest_themis.backends import LocalExecutionBackend, SequentialExecutionBackend
 from pytest_themis.core.entities import ModelSpec, SamplingConfig
@@ -18,8 +19,6 @@ from pytest_themis.generation.plan import GenerationPlan
 from pytest_themis.generation.router import ProviderRouter
 from pytest_themis.generation.runner import GenerationRunner
 from pytest_themis.generation.templates import PromptTemplate
-
-from engine_support import ScriptedProvider
 
 
 def _tasks(rows, n_models=1):
@@ -114,7 +113,9 @@ def test_unexpected_exception_is_an_error_record(rows):
         raise ValueError("bug in user code")
 
     records = list(_runner(ScriptedProvider(script)).run(_tasks(rows[:2])))
-    assert all(r.error.type == "ValueError" and "bug in user code" in r.error.message for r in records)
+    assert all(
+        r.error.type == "ValueError" and "bug in user code" in r.error.message for r in records
+    )
 
 
 def test_budget_stops_new_requests_and_marks_the_rest(rows):
@@ -148,8 +149,12 @@ def test_auto_concurrency_runs_everything(rows):
 
 @pytest.mark.parametrize(
     "kwargs, word",
-    [({"max_parallel": 0}, "max_parallel"), ({"max_retries": -1}, "max_retries"),
-     ({"timeout": 0}, "timeout"), ({"max_cost_usd": -1}, "max_cost_usd")],
+    [
+        ({"max_parallel": 0}, "max_parallel"),
+        ({"max_retries": -1}, "max_retries"),
+        ({"timeout": 0}, "timeout"),
+        ({"max_cost_usd": -1}, "max_cost_usd"),
+    ],
 )
 def test_bad_runner_arguments_are_named(kwargs, word):
     with pytest.raises(ConfigurationError, match=word):

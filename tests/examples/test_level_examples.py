@@ -8,16 +8,18 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 
 def _run(name: str, cwd: Path) -> str:
     env = {**os.environ, "LITELLM_LOCAL_MODEL_COST_MAP": "True", "HF_HUB_OFFLINE": "1"}
     done = subprocess.run(
-        [sys.executable, str(EXAMPLES / name)], cwd=cwd, env=env, capture_output=True,
-        text=True, timeout=180,
+        [sys.executable, str(EXAMPLES / name)],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
     )
     assert done.returncode == 0, done.stderr[-3000:]
     return done.stdout
@@ -25,7 +27,9 @@ def _run(name: str, cwd: Path) -> str:
 
 def test_level1_evaluate_on_demo(tmp_path):
     out = _run("level1_evaluate.py", tmp_path)
-    match = re.search(r"demo / fake:fake-math-llm: (\d\.\d+) \[95% CI (\d\.\d+)-(\d\.\d+)\] n=50", out)
+    match = re.search(
+        r"demo / fake:fake-math-llm: (\d\.\d+) \[95% CI (\d\.\d+)-(\d\.\d+)\] n=50", out
+    )
     assert match, out
     mean, low, high = map(float, match.groups())
     assert 0.5 < mean < 1.0 and low < mean < high
