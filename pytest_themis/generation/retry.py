@@ -65,12 +65,13 @@ class FixedLimiter:
 
 
 class AdaptiveLimiter:
-    """AIMD concurrency: slow start, +1 per window of successes, halve on a 429.
+    """Adaptive concurrency (AIMD) for ``max_parallel="auto"``.
 
-    Starts at ``initial`` and grows by one per success while no 429 has been seen (slow start);
-    after a 429 it grows by one per ``limit`` successes and halves on each later 429 (at most once
-    per ``cooldown`` seconds, so one burst of 429s counts once). A Retry-After briefly pauses new
-    starts. Must be used from one event loop.
+    Slow start: the limit grows by one per success (doubling every round trip) until the first
+    429. From then on it grows by one per ``limit`` successes (about one per round trip) and, on a
+    429, drops to ``backoff`` × the number of requests that were in flight — the level the
+    provider just refused — at most once per ``cooldown`` seconds, so one burst counts once.
+    The refused request itself waits for its Retry-After in the runner. One event loop only.
     """
 
     def __init__(self, initial: int = 8, minimum: int = 1, maximum: int = 1024) -> None:
@@ -80,10 +81,9 @@ class AdaptiveLimiter:
         self.in_flight = 0
         self.slow_start = True
         self.cooldown = 0.5
+        self.backoff = 0.9
         self._last_cut = 0.0
-        self._pause_until = 0.0
         self._waiters: deque[asyncio.Future[None]] = deque()
-        self._wake_scheduled = False
 
     async def acquire(self) -> None:
         if not self._waiters and self._has_slot():
@@ -91,7 +91,6 @@ class AdaptiveLimiter:
             return
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._waiters.append(future)
-        self._schedule_wake()
         await future
 
     def release(self) -> None:
@@ -107,13 +106,12 @@ class AdaptiveLimiter:
         now = time.monotonic()
         self.slow_start = False
         if now - self._last_cut >= self.cooldown:
-            self.limit = max(float(self.minimum), self.limit / 2)
+            ceiling = min(self.limit, float(max(self.in_flight, 1)))
+            self.limit = max(float(self.minimum), ceiling * self.backoff)
             self._last_cut = now
-        if retry_after:
-            self._pause_until = max(self._pause_until, now + min(retry_after, 1.0) / 2)
 
     def _has_slot(self) -> bool:
-        return self.in_flight < int(self.limit) and time.monotonic() >= self._pause_until
+        return self.in_flight < int(self.limit)
 
     def _wake(self) -> None:
         while self._waiters and self._has_slot():
@@ -121,15 +119,3 @@ class AdaptiveLimiter:
             if not future.done():
                 self.in_flight += 1
                 future.set_result(None)
-        self._schedule_wake()
-
-    def _schedule_wake(self) -> None:
-        delay = self._pause_until - time.monotonic()
-        if self._waiters and delay > 0 and not self._wake_scheduled:
-            self._wake_scheduled = True
-
-            def fire() -> None:
-                self._wake_scheduled = False
-                self._wake()
-
-            asyncio.get_running_loop().call_later(delay, fire)

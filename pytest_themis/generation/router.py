@@ -31,6 +31,8 @@ class ProviderRouter(TaskExecutor):
         auto_create: bool | None = None,
     ) -> None:
         self._routes: dict[RouteKey | str, Provider] = dict(routes or {})
+        #: True for a router that only creates built-in providers on demand (no custom routes).
+        self.is_default = not self._routes
         self.auto_create = (not self._routes) if auto_create is None else auto_create
         self._lock = threading.Lock()
         self._created: dict[Any, Provider] = {}

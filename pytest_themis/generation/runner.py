@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import queue
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import AsyncIterator, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -31,6 +32,9 @@ class _Crash:
     def __init__(self, exc: BaseException) -> None:
         self.exc = exc
 
+
+#: ``processes="auto"`` starts worker processes only for at least this many requests.
+AUTO_PROCESS_MIN_TASKS = 256
 
 _LOOP: asyncio.AbstractEventLoop | None = None
 _LOOP_LOCK = threading.Lock()
@@ -63,6 +67,17 @@ def _shared_loop() -> asyncio.AbstractEventLoop:
         return _LOOP
 
 
+async def _aiter(
+    tasks: Iterator[GenerationTask] | AsyncIterator[GenerationTask],
+) -> AsyncIterator[GenerationTask]:
+    if isinstance(tasks, AsyncIterator):
+        async for task in tasks:
+            yield task
+    else:
+        for task in tasks:
+            yield task
+
+
 class GenerationRunner:
     """Runs tasks through an executor (a :class:`ProviderRouter` by default).
 
@@ -90,10 +105,15 @@ class GenerationRunner:
         retry_base_delay: float = 0.5,
         retry_max_delay: float = 30.0,
         seed: int | None = None,
+        processes: int | str = "auto",
     ) -> None:
         if max_parallel != "auto" and (not isinstance(max_parallel, int) or max_parallel < 1):
             raise ConfigurationError(
                 f"max_parallel must be a positive integer or 'auto', got {max_parallel!r}"
+            )
+        if processes != "auto" and (not isinstance(processes, int) or processes < 1):
+            raise ConfigurationError(
+                f"processes must be a positive integer or 'auto', got {processes!r}"
             )
         if max_retries < 0:
             raise ConfigurationError(f"max_retries must be >= 0, got {max_retries}")
@@ -111,6 +131,9 @@ class GenerationRunner:
         self.execution_backend = execution_backend
         self.timeout = timeout
         self.max_cost_usd = max_cost_usd
+        self.processes = processes
+        #: Records produced by worker processes (not this one) so far; see ``processes``.
+        self.records_from_workers = 0
         self.retry_policy = RetryPolicy(max_retries, retry_base_delay, retry_max_delay, seed)
         self.spent_usd = 0.0
         self._spent_lock = threading.Lock()
@@ -138,7 +161,42 @@ class GenerationRunner:
             ):
                 yield [record]
             return
+        processes, tasks = self._choose_processes(tasks)
+        if processes > 1:
+            from .processes import run_in_processes
+
+            yield from run_in_processes(self, tasks, processes, max_batch)
+            return
         yield from self._run_async(tasks, max_batch)
+
+    def _choose_processes(
+        self, tasks: Iterable[GenerationTask]
+    ) -> tuple[int, Iterable[GenerationTask]]:
+        """How many worker processes to use; ``"auto"`` peeks at the first tasks to decide.
+
+        Auto uses one worker per core (up to four) only when it pays: the default router, every
+        model served by litellm (whose client costs milliseconds of CPU per call), wide
+        concurrency, and at least ``AUTO_PROCESS_MIN_TASKS`` requests to send.
+        """
+        if isinstance(self.processes, int):
+            return self.processes, tasks
+        from .processes import default_processes
+        from .router import ProviderRouter
+
+        cores = default_processes()
+        wide = self.max_parallel == "auto" or int(self.max_parallel) >= 16
+        router = self.executor
+        default_router = isinstance(router, ProviderRouter) and router.is_default
+        if cores < 2 or not wide or not default_router:
+            return 1, tasks
+        iterator = iter(tasks)
+        peeked = list(itertools.islice(iterator, AUTO_PROCESS_MIN_TASKS))
+        rest = itertools.chain(peeked, iterator)
+        if len(peeked) < AUTO_PROCESS_MIN_TASKS:
+            return 1, rest
+        if any(t.model.provider != "litellm" or "fn" in t.model.options for t in peeked):
+            return 1, rest
+        return cores, rest
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -146,6 +204,7 @@ class GenerationRunner:
             "max_retries": self.max_retries,
             "timeout": self.timeout,
             "max_cost_usd": self.max_cost_usd,
+            "processes": self.processes,
             "executor": type(self.executor).__name__,
             "execution_backend": (
                 self.execution_backend.describe() if self.execution_backend else None
@@ -277,30 +336,40 @@ class GenerationRunner:
             out.put(_DONE)
 
     async def _produce(
-        self, tasks: Iterator[GenerationTask], out: queue.SimpleQueue[Any], stop: threading.Event
+        self,
+        tasks: Iterator[GenerationTask] | AsyncIterator[GenerationTask],
+        out: Any,
+        stop: threading.Event,
     ) -> None:
-        limiter: FixedLimiter | AdaptiveLimiter
-        if self.max_parallel == "auto":
-            limiter = AdaptiveLimiter()
-        else:
-            limiter = FixedLimiter(int(self.max_parallel))
+        fixed = FixedLimiter(int(self.max_parallel)) if self.max_parallel != "auto" else None
+        adaptive: dict[tuple[str, str | None], AdaptiveLimiter] = {}
+
+        def limiter_for(task: GenerationTask) -> FixedLimiter | AdaptiveLimiter:
+            if fixed is not None:
+                return fixed
+            key = (task.model.provider, task.model.api_base)
+            if key not in adaptive:
+                adaptive[key] = AdaptiveLimiter()
+            return adaptive[key]
+
         use_async = getattr(self.executor, "supports_async", False)
         pending: set[asyncio.Task[None]] = set()
 
-        async def one(task: GenerationTask) -> None:
+        async def one(task: GenerationTask, limiter: FixedLimiter | AdaptiveLimiter) -> None:
             try:
                 out.put(await self._run_one_async(task, limiter, use_async))
             finally:
                 limiter.release()
 
-        for task in tasks:
+        async for task in _aiter(tasks):
             if stop.is_set():
                 break
+            limiter = limiter_for(task)
             await limiter.acquire()
             if stop.is_set():
                 limiter.release()
                 break
-            job = asyncio.ensure_future(one(task))
+            job = asyncio.ensure_future(one(task, limiter))
             pending.add(job)
             job.add_done_callback(pending.discard)
         if stop.is_set():

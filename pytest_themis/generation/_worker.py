@@ -1,0 +1,116 @@
+"""Generation worker processes: spread provider-client CPU over several cores.
+
+A worker is ``python -m pytest_themis.generation._worker``; it reads task batches from stdin and
+writes one frame per finished record to stdout, running an ordinary :class:`GenerationRunner`
+(async path, retries, Retry-After, adaptive limits) on its own event loop. The parent keeps the
+cache, scoring and budget. Frames are length-prefixed pickles on private pipes between a parent
+and the children it started; nothing else reads or writes them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import pickle
+import struct
+import sys
+import threading
+from collections.abc import AsyncIterator
+from typing import Any, BinaryIO
+
+__all__ = ["read_frame", "record_payload", "write_frame"]
+
+_HEADER = struct.Struct("!I")
+
+
+def write_frame(stream: BinaryIO, obj: Any) -> None:
+    data = pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
+    stream.write(_HEADER.pack(len(data)) + data)
+    stream.flush()
+
+
+def read_frame(stream: BinaryIO) -> Any:
+    """The next object, or None at end of stream."""
+    header = stream.read(_HEADER.size)
+    if len(header) < _HEADER.size:
+        return None
+    (size,) = _HEADER.unpack(header)
+    data = stream.read(size)
+    if len(data) < size:
+        return None
+    return pickle.loads(data)
+
+
+def record_payload(index: int, record: Any) -> tuple[Any, ...]:
+    """A finished record without its task (the parent still has it)."""
+    usage = record.usage
+    error = record.error
+    return (
+        index,
+        record.text,
+        (usage.prompt_tokens, usage.completion_tokens) if usage is not None else None,
+        record.cost,
+        record.latency,
+        record.finish_reason,
+        (error.kind, error.type, error.message, error.status_code) if error is not None else None,
+        record.attempts,
+    )
+
+
+def main() -> int:
+    frames_out = os.fdopen(os.dup(1), "wb")
+    os.dup2(2, 1)  # anything a client library prints goes to stderr, never into our frames
+    sys.stdout = sys.stderr
+    frames_in = sys.stdin.buffer
+    config = read_frame(frames_in)
+    if config is None:
+        return 0
+
+    from .runner import GenerationRunner
+
+    runner = GenerationRunner(processes=1, **config)
+    if config.get("warm_litellm", True):
+        from ..providers.litellm_provider import _import_litellm
+
+        _import_litellm()  # pay the import before saying we are ready
+    write_frame(frames_out, "ready")
+    loop = asyncio.new_event_loop()
+    inbox: asyncio.Queue[Any] = asyncio.Queue()
+    write_lock = threading.Lock()
+
+    def pump() -> None:
+        while True:
+            batch = read_frame(frames_in)
+            loop.call_soon_threadsafe(inbox.put_nowait, batch)
+            if batch is None:
+                return
+
+    index_of: dict[int, int] = {}
+
+    async def tasks() -> AsyncIterator[Any]:
+        while True:
+            batch = await inbox.get()
+            if batch is None:
+                return
+            for index, task in batch:
+                index_of[id(task)] = index
+                yield task
+
+    class Sink:
+        def put(self, record: Any) -> None:
+            payload = record_payload(index_of.pop(id(record.task)), record)
+            with write_lock:
+                write_frame(frames_out, payload)
+
+    threading.Thread(target=pump, name="themis-worker-inbox", daemon=True).start()
+    try:
+        loop.run_until_complete(runner._produce(tasks(), Sink(), threading.Event()))
+    finally:
+        runner.close()
+        write_frame(frames_out, None)
+        frames_out.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,274 @@
+"""Run generation in worker processes so provider-client CPU uses every core.
+
+litellm spends several milliseconds of CPU per call; at high concurrency one Python process is
+CPU-bound long before the provider is. The parent streams task batches to workers (see
+:mod:`._worker`), each running the ordinary async runner, and keeps everything stateful itself:
+the cache, scoring, the cost budget and the order records are persisted in.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import subprocess
+import sys
+import threading
+from collections.abc import Iterable, Iterator
+from typing import TYPE_CHECKING, Any
+
+from ..core.entities import GenerationError, GenerationRecord, GenerationTask, TokenUsage
+from ._worker import read_frame, write_frame
+
+if TYPE_CHECKING:
+    from .runner import GenerationRunner
+
+__all__ = ["run_in_processes"]
+
+_SEND_BATCH = 32
+
+
+class _Worker:
+    """A worker process. It takes tasks once it has said it is ready (its imports are done)."""
+
+    def __init__(self, config: dict[str, Any], cap: int, out: queue.SimpleQueue[Any]) -> None:
+        self.cap = cap
+        self.window = 0
+        self.outstanding: set[int] = set()
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "pytest_themis.generation._worker"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+        )
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        self._stdin = self.proc.stdin
+        write_frame(self._stdin, config)
+        stdout = self.proc.stdout
+
+        def read() -> None:
+            while True:
+                payload = read_frame(stdout)
+                out.put((self, payload))
+                if payload is None:
+                    return
+
+        threading.Thread(target=read, name="themis-worker-reader", daemon=True).start()
+
+    def ready(self) -> None:
+        self.window = self.cap + max(4, self.cap // 2)
+
+    @property
+    def room(self) -> int:
+        return self.window - len(self.outstanding)
+
+    def send(self, batch: list[tuple[int, GenerationTask]]) -> None:
+        self.outstanding.update(index for index, _ in batch)
+        write_frame(self._stdin, [(i, _light(t)) for i, t in batch])
+
+    def finish(self) -> None:
+        try:
+            write_frame(self._stdin, None)
+            self._stdin.close()
+        except (OSError, ValueError):  # already closed, or the worker is gone
+            pass
+
+    def stop(self) -> None:
+        self.finish()
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+    def exit_code(self) -> int | None:
+        return self.proc.poll()
+
+
+class _LocalWorker:
+    """This process's own share, on the shared event loop: busy from the first moment."""
+
+    def __init__(self, runner: GenerationRunner, cap: int, out: queue.SimpleQueue[Any]) -> None:
+        import asyncio
+
+        from ._worker import record_payload
+        from .runner import _shared_loop
+
+        self.window = cap
+        self.outstanding: set[int] = set()
+        self._loop = _shared_loop()
+        self._inbox: asyncio.Queue[Any] | None = None
+        index_of: dict[int, int] = {}
+        started = threading.Event()
+        me = self
+
+        async def tasks() -> Any:
+            me._inbox = asyncio.Queue()
+            started.set()
+            while True:
+                batch = await me._inbox.get()
+                if batch is None:
+                    return
+                for index, task in batch:
+                    index_of[id(task)] = index
+                    yield task
+
+        class Sink:
+            def put(self, record: GenerationRecord) -> None:
+                out.put((me, record_payload(index_of.pop(id(record.task)), record)))
+
+        async def main() -> None:
+            try:
+                await runner._produce(tasks(), Sink(), threading.Event())
+            finally:
+                out.put((me, None))
+
+        self._future = asyncio.run_coroutine_threadsafe(main(), self._loop)
+        started.wait()
+
+    @property
+    def room(self) -> int:
+        return self.window - len(self.outstanding)
+
+    def send(self, batch: list[tuple[int, GenerationTask]]) -> None:
+        self.outstanding.update(index for index, _ in batch)
+        assert self._inbox is not None
+        self._loop.call_soon_threadsafe(self._inbox.put_nowait, batch)
+
+    def finish(self) -> None:
+        if self._inbox is not None and not self._future.done():
+            self._loop.call_soon_threadsafe(self._inbox.put_nowait, None)
+
+    def stop(self) -> None:
+        self.finish()
+        self._future.result()
+
+    def exit_code(self) -> int | None:
+        return None
+
+
+def _light(task: GenerationTask) -> GenerationTask:
+    """The task without its dataset row (workers only need the request)."""
+    return GenerationTask(task.cell, task.row_id, task.sample_index, task.messages)
+
+
+def _record(task: GenerationTask, payload: tuple[Any, ...]) -> GenerationRecord:
+    _, text, usage, cost, latency, finish_reason, error, attempts = payload
+    return GenerationRecord(
+        task=task,
+        text=text,
+        usage=TokenUsage(*usage) if usage is not None else None,
+        cost=cost,
+        latency=latency,
+        finish_reason=finish_reason,
+        error=GenerationError(*error) if error is not None else None,
+        attempts=attempts,
+    )
+
+
+def _crashed(task: GenerationTask, code: int | None) -> GenerationRecord:
+    return GenerationRecord(
+        task=task,
+        error=GenerationError(
+            "transient",
+            "WorkerCrashed",
+            f"the generation worker process exited (code {code}) before answering; rerun to retry",
+        ),
+    )
+
+
+def run_in_processes(
+    runner: GenerationRunner, tasks: Iterable[GenerationTask], processes: int, max_batch: int
+) -> Iterator[list[GenerationRecord]]:
+    """Stream ``tasks`` through this process plus ``processes - 1`` workers; yield batches.
+
+    This process starts sending at once with the whole concurrency budget; each worker process
+    takes an equal share of it as soon as it reports ready, so a worker's start-up (the
+    litellm import) never delays the first requests.
+    """
+    auto = runner.max_parallel == "auto"
+    total = 256 if auto else int(runner.max_parallel)
+    share = max(1, total // processes)
+    out: queue.SimpleQueue[Any] = queue.SimpleQueue()
+    config = {
+        "max_parallel": "auto" if auto else share,
+        "max_retries": runner.max_retries,
+        "timeout": runner.timeout,
+        "retry_base_delay": runner.retry_policy.base_delay,
+        "retry_max_delay": runner.retry_policy.max_delay,
+    }
+    local = _LocalWorker(runner, total, out)
+    remote = [_Worker(config, share, out) for _ in range(processes - 1)]
+    workers: list[Any] = [local, *remote]
+    alive: set[Any] = set(workers)
+    pending: dict[int, GenerationTask] = {}
+    source = iter(tasks)
+    exhausted = False
+    next_index = 0
+    try:
+        while True:
+            ready: list[GenerationRecord] = []
+            local.window = total - sum(w.cap for w in remote if w.window and w in alive)
+            for worker in workers:
+                if worker not in alive:
+                    continue
+                batch: list[tuple[int, GenerationTask]] = []
+                while not exhausted and worker.room - len(batch) > 0:
+                    try:
+                        task = next(source)
+                    except StopIteration:
+                        exhausted = True
+                        break
+                    if runner._budget_spent():
+                        ready.append(runner._budget_record(task))
+                        continue
+                    pending[next_index] = task
+                    batch.append((next_index, task))
+                    next_index += 1
+                    if len(batch) >= _SEND_BATCH:
+                        worker.send(batch)
+                        batch = []
+                if batch:
+                    worker.send(batch)
+            if ready:
+                yield ready
+                continue
+            if exhausted and not pending:
+                return
+            if not any(w.window for w in alive):
+                yield [_crashed(pending.pop(i), None) for i in sorted(pending)]
+                return
+            item = out.get()
+            while True:
+                worker, payload = item
+                if payload == "ready":
+                    worker.ready()
+                elif payload is None:
+                    alive.discard(worker)
+                    code = worker.exit_code()
+                    ready.extend(_crashed(pending.pop(i), code) for i in sorted(worker.outstanding))
+                    worker.outstanding.clear()
+                else:
+                    index = payload[0]
+                    worker.outstanding.discard(index)
+                    record = _record(pending.pop(index), payload)
+                    runner._charge(record.cost)
+                    if worker is not local:
+                        runner.records_from_workers += 1
+                    ready.append(record)
+                if len(ready) >= max_batch:
+                    break
+                try:
+                    item = out.get_nowait()
+                except queue.Empty:
+                    break
+            if ready:
+                yield ready
+    finally:
+        for worker in workers:
+            worker.finish()
+        for worker in workers:
+            worker.stop()
+
+
+def default_processes() -> int:
+    """Process count for ``processes="auto"`` (this one included): one per core, at most four."""
+    return max(1, min(4, os.cpu_count() or 1))

@@ -1,0 +1,62 @@
+"""Generation spread over worker processes gives the same records as one process."""
+
+from __future__ import annotations
+
+import pytest
+
+from pytest_themis.core.entities import ModelSpec, SamplingConfig
+from pytest_themis.errors import ConfigurationError
+from pytest_themis.evaluation.extractors import RegexExtractor
+from pytest_themis.evaluation.metrics.exact_match import ExactMatch
+from pytest_themis.evaluation.pipeline import EvaluationPipeline
+from pytest_themis.experiment.cache_manager import CacheManager
+from pytest_themis.experiment.orchestrator import ExperimentOrchestrator
+from pytest_themis.generation.plan import GenerationPlan
+from pytest_themis.generation.runner import GenerationRunner
+from pytest_themis.generation.templates import PromptTemplate
+from pytest_themis.storage import ExperimentStorage
+from pytest_themis.testing import FaultPlan, OpenAIServer
+
+ROWS = [{"id": f"q{i}", "q": f"Question {i}", "gold": str(i)} for i in range(120)]
+
+
+def _run(url: str, cache_dir, processes, max_parallel=8):
+    plan = GenerationPlan(
+        [PromptTemplate("p", "{q}\nEXPECTED: {gold}")],
+        [ModelSpec("openai/mock", "litellm", options={"api_base": url})],
+        [SamplingConfig(max_tokens=32)],
+        reference_field="gold",
+    )
+    runner = GenerationRunner(max_parallel=max_parallel, processes=processes, retry_base_delay=0.01)
+    orchestrator = ExperimentOrchestrator(
+        plan,
+        runner,
+        EvaluationPipeline(RegexExtractor(r"####\s*(\S+)"), [ExactMatch()]),
+        CacheManager(ExperimentStorage(cache_dir)),
+    )
+    return orchestrator.run(ROWS), runner
+
+
+@pytest.mark.timeout(180)
+def test_two_processes_match_one_and_send_each_request_once(tmp_path):
+    # Slow enough that this process cannot finish alone before the worker has started.
+    with OpenAIServer(FaultPlan(latency=0.4, rate_500=0.1, seed=3)) as server:
+        single, _ = _run(server.url, tmp_path / "a", processes=1)
+        server.reset_stats()
+        multi, runner = _run(server.url, tmp_path / "b", processes=2)
+        stats = server.stats
+    assert runner.records_from_workers > 0
+    assert len(multi.records) == len(ROWS) and not multi.failures
+    assert multi.metric("ExactMatch").mean == single.metric("ExactMatch").mean == 1.0
+    assert [r.row_id for r in multi.records] == [r["id"] for r in ROWS]
+    ok_per_prompt = {}
+    for _, prompt, outcome in stats.arrivals:
+        if outcome == "ok":
+            ok_per_prompt[prompt] = ok_per_prompt.get(prompt, 0) + 1
+    assert len(ok_per_prompt) == len(ROWS) and set(ok_per_prompt.values()) == {1}
+    assert multi.manifest["settings"]["runner"]["processes"] == 2
+
+
+def test_processes_argument_is_validated():
+    with pytest.raises(ConfigurationError, match="processes"):
+        GenerationRunner(processes=0)
