@@ -220,6 +220,11 @@ def evaluate(
     _check_provider_options(models, provider_options)
 
     templates = _templates(prompt, preset.prompt if preset is not None else None)
+    for t in temperature if isinstance(temperature, (list, tuple)) else [temperature]:
+        if isinstance(t, bool) or not isinstance(t, (int, float)):
+            raise ConfigurationError(
+                f"temperature must be a number >= 0 or a list of them, got {t!r}"
+            )
     temps: list[float] = (
         [float(t) for t in temperature]
         if isinstance(temperature, (list, tuple))

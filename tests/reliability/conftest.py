@@ -2,22 +2,29 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 
 @pytest.fixture(scope="session")
-def _datasets_preloaded() -> None:
-    """Import ``datasets`` (and numpy) once, before any pytester snapshot of ``sys.modules``.
+def _heavy_modules_preloaded() -> None:
+    """Import ``datasets`` and ``litellm`` once, before any pytester snapshot of ``sys.modules``.
 
-    pytester restores ``sys.modules`` after each test and numpy cannot be imported twice in one
-    process; being session-scoped, this runs before the first pytester fixture takes its snapshot.
+    pytester restores ``sys.modules`` and ``sys.meta_path`` after each in-process run. numpy
+    cannot be imported twice in one process, and litellm imports the ``importlib_metadata``
+    backport, which deletes the standard library's distribution finder and installs its own:
+    imported inside a pytester run, the restore drops the backport's finder and leaves no way to
+    find entry points, so later in-process runs start without the themis plugin.
     """
+    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
     import datasets  # noqa: F401
+    import litellm  # noqa: F401
 
 
 @pytest.fixture
 def door(
-    _datasets_preloaded: None, pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+    _heavy_modules_preloaded: None, pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
 ) -> pytest.Pytester:
     """A pytester dir for in-process runs of the pytest door (offline litellm and Hub)."""
     monkeypatch.setenv("LITELLM_LOCAL_MODEL_COST_MAP", "True")

@@ -1,11 +1,19 @@
-"""SIGKILL a running ``pytest`` at five points; each rerun re-requests only unfinished work."""
+"""SIGKILL a running ``pytest`` at five points; each rerun re-requests only unfinished work.
+
+The five killed runs are separate ``pytest`` processes, run side by side, each against its own
+server so its request count tells how far it got. The reruns and the uninterrupted reference
+runs are in-process pytester runs (the killed process is the one that must be a real process).
+"""
 
 from __future__ import annotations
 
 import signal
 import subprocess
+import threading
 from collections import Counter
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 from reliability_support import (
@@ -14,32 +22,31 @@ from reliability_support import (
     pytest_command,
     read_json,
     rows,
-    run_pytest,
     subprocess_env,
     write_jsonl,
 )
 
 from pytest_themis.experiment.manifest import strip_volatile
 from pytest_themis.storage import ExperimentStorage
-from pytest_themis.testing import FaultPlan, OpenAIServer
+from pytest_themis.testing import FaultPlan, OpenAIServer, ServerStats
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 
-N = 120
+N = 60
 PARALLEL = 4
 FRACTIONS = (0.1, 0.3, 0.5, 0.7, 0.9)
 
 
 def _args(url: str, cache: str) -> list[str]:
     return [
-        f"--themis-api-base={url}", f"--themis-cache-dir={cache}",
+        "-p", "no:cacheprovider", f"--themis-api-base={url}", f"--themis-cache-dir={cache}",
         f"--themis-manifest={cache}.json", "--themis-run-id=kill-test",
         f"--themis-max-parallel={PARALLEL}",
     ]  # fmt: skip
 
 
 def _stored_rows(cache: Path) -> set[str]:
-    """Row ids whose generation is in the cache (read through the storage's own checks)."""
+    """Row ids whose generation is in the cache (every entry must pass its checksum)."""
     storage = ExperimentStorage(cache)
     try:
         found = set()
@@ -53,51 +60,93 @@ def _stored_rows(cache: Path) -> set[str]:
         storage.close()
 
 
-def test_killed_pytest_resumes_without_repeating_finished_requests(tmp_path: Path) -> None:
+@dataclass
+class _KilledRun:
+    fraction: float
+    server: OpenAIServer
+    cache: str
+    proc: subprocess.Popen[bytes] | None = None
+    reached: bool = False
+    stderr: str = ""
+    stats: ServerStats = field(default_factory=ServerStats)
+
+    def start(self, cwd: Path, env: dict[str, str]) -> None:
+        self.proc = subprocess.Popen(
+            pytest_command(*_args(self.server.url, self.cache)),
+            cwd=cwd,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+
+    def kill_when_reached(self) -> None:
+        assert self.proc is not None
+        try:
+            self.reached = self.server.wait_for_requests(int(self.fraction * N), timeout=240)
+            self.proc.send_signal(signal.SIGKILL)
+        finally:
+            self.proc.kill()
+            self.stderr = self.proc.communicate(timeout=60)[1].decode(errors="replace")
+            self.stats = self.server.stats
+
+
+def test_killed_pytest_resumes_without_repeating_finished_requests(
+    door: pytest.Pytester,
+) -> None:
     data = rows(N)
     prompts = {r["id"]: prompt_of(r) for r in data}
-    write_jsonl(tmp_path / "data.jsonl", data)
-    (tmp_path / "test_kill.py").write_text(marker_test(["openai/fake-chat"], N))
-    env = subprocess_env()
-    with OpenAIServer(FaultPlan(latency=0.05)) as server:
-        done = run_pytest(tmp_path, *_args(server.url, "reference"), timeout=180, env=env)
-        assert done.returncode == 0, done.stdout + done.stderr
-        assert server.stats.request_count == N
-        reference = strip_volatile(read_json(tmp_path / "reference.json"))
+    write_jsonl(door.path / "data.jsonl", data)
+    door.makepyfile(test_kill=marker_test(["openai/fake-chat"], N))
+    servers = [OpenAIServer(FaultPlan(latency=0.04)) for _ in FRACTIONS]
+    runs = [_KilledRun(f, s, f"cache{int(f * 100)}") for f, s in zip(FRACTIONS, servers)]
+    try:
+        for server in servers:
+            server.start()
+        env = subprocess_env()
+        for run in runs:
+            run.start(door.path, env)
+        killers = [threading.Thread(target=run.kill_when_reached) for run in runs]
+        for killer in killers:
+            killer.start()
+        for killer in killers:
+            killer.join()
 
-        for fraction in FRACTIONS:
-            cache = f"cache{int(fraction * 100)}"
-            server.reset_stats()
-            proc = subprocess.Popen(
-                pytest_command(*_args(server.url, cache)),
-                cwd=tmp_path,
-                env=env,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.PIPE,
-            )
-            try:
-                reached = server.wait_for_requests(int(fraction * N), timeout=180)
-                proc.send_signal(signal.SIGKILL)
-            finally:
-                proc.kill()
-                _, stderr = proc.communicate(timeout=60)
-            assert reached, f"run never reached {fraction:.0%}: {stderr.decode()[-2000:]}"
-            assert proc.returncode == -signal.SIGKILL
-            killed = server.stats
-            assert killed.request_count < N, "the run finished before it was killed"
+        for run in runs:
+            _check_resume(door, run, prompts)
+    finally:
+        for run in runs:
+            if run.proc is not None and run.proc.poll() is None:
+                run.proc.kill()
+        for server in servers:
+            server.stop()
 
-            stored = _stored_rows(tmp_path / cache)
-            assert 0 < len(stored) < N
-            # Only requests still in flight at the kill are lost.
-            asked_before = set(killed.requests_by_prompt)
-            assert {prompts[r] for r in stored} <= asked_before
-            assert len(asked_before) - len(stored) <= PARALLEL
 
-            server.reset_stats()
-            done = run_pytest(tmp_path, *_args(server.url, cache), timeout=180, env=env)
-            assert done.returncode == 0, done.stdout + done.stderr
-            resumed = server.stats.requests_by_prompt
-            # Zero repeats: every finished prompt is absent, every other prompt asked once.
-            assert resumed == Counter({prompts[r]: 1 for r in prompts if r not in stored})
-            final = strip_volatile(read_json(tmp_path / f"{cache}.json"))
-            assert final == reference, fraction
+def _check_resume(door: pytest.Pytester, run: _KilledRun, prompts: dict[str, str]) -> None:
+    label = f"killed at {run.fraction:.0%}"
+    assert run.reached, f"{label}: never got there: {run.stderr[-2000:]}"
+    assert run.proc is not None and run.proc.returncode == -signal.SIGKILL, label
+    killed = run.stats
+    assert killed.request_count < N, f"{label}: the run finished before the kill"
+
+    stored = _stored_rows(door.path / run.cache)
+    asked_before = set(killed.requests_by_prompt)
+    assert 0 < len(stored) < N, label
+    assert {prompts[r] for r in stored} <= asked_before, label
+    # Only what was in flight at the kill is lost.
+    assert len(asked_before) - len(stored) <= PARALLEL, label
+
+    server = run.server
+    server.reset_stats()
+    door.runpytest(*_args(server.url, run.cache)).assert_outcomes(passed=1)
+    # Zero repeats: no prompt answered before the kill is asked again; every other once.
+    expected = Counter({prompts[r]: 1 for r in prompts if r not in stored})
+    assert server.stats.requests_by_prompt == expected, label
+
+    # The resumed run's manifest equals an uninterrupted run's (same server, fresh cache).
+    reference = run.cache + "-reference"
+    door.runpytest(*_args(server.url, reference)).assert_outcomes(passed=1)
+    assert _manifest(door, run.cache) == _manifest(door, reference), label
+
+
+def _manifest(door: pytest.Pytester, cache: str) -> Any:
+    return strip_volatile(read_json(door.path / f"{cache}.json"))
