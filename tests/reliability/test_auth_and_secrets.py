@@ -97,6 +97,7 @@ def test_key_never_reaches_cache_manifest_output_or_junit(tmp_path: Path) -> Non
     assert "1 failed, 1 passed" in output
     assert "credentials were rejected" in output and LOCKED in output
     assert stats.outcome_counts["status_401"] == n  # the server did see (and echo) the key
+    assert "Bearer ***" in output  # the echoed key was there, and redacted
     assert CANARY_KEY not in output
     for name in ("manifest.json", "junit.xml"):
         assert (tmp_path / name).is_file()

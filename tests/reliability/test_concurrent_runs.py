@@ -44,7 +44,9 @@ def _cache_entries(cache: Path) -> int:
         storage.close()
 
 
-def test_two_parallel_runs_share_one_cache(door: pytest.Pytester) -> None:
+def test_two_parallel_runs_share_one_cache(
+    door: pytest.Pytester, capsys: pytest.CaptureFixture[str]
+) -> None:
     write_jsonl(door.path / "data.jsonl", rows(N))
     door.makepyfile(test_sweep=f"TEMPLATES = {TEMPLATES}\n" + SWEEP)
     total = N * TEMPLATES
@@ -72,6 +74,11 @@ def test_two_parallel_runs_share_one_cache(door: pytest.Pytester) -> None:
         stats = server.stats
         assert len(stats.requests_by_prompt) == total  # each (cell, row) has its own prompt
         duplicates = stats.request_count - total
+        with capsys.disabled():
+            print(
+                f"\n[concurrent runs] {total} generations, {stats.request_count} requests, "
+                f"{duplicates} duplicates, max in flight {stats.max_in_flight}"
+            )
         # Only tasks in flight at the same moment in both runs can be asked twice.
         assert duplicates <= 2 * 2 * PARALLEL
         assert max(stats.requests_by_prompt.values()) <= 2
