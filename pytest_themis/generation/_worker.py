@@ -16,20 +16,20 @@ import struct
 import sys
 import threading
 from collections.abc import AsyncIterator
-from typing import Any, BinaryIO
+from typing import IO, Any
 
-__all__ = ["read_frame", "record_payload", "write_frame"]
+__all__ = ["TaskFeed", "read_frame", "record_payload", "write_frame"]
 
 _HEADER = struct.Struct("!I")
 
 
-def write_frame(stream: BinaryIO, obj: Any) -> None:
+def write_frame(stream: IO[bytes], obj: Any) -> None:
     data = pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
     stream.write(_HEADER.pack(len(data)) + data)
     stream.flush()
 
 
-def read_frame(stream: BinaryIO) -> Any:
+def read_frame(stream: IO[bytes]) -> Any:
     """The next object, or None at end of stream."""
     header = stream.read(_HEADER.size)
     if len(header) < _HEADER.size:
@@ -57,6 +57,26 @@ def record_payload(index: int, record: Any) -> tuple[Any, ...]:
     )
 
 
+class TaskFeed:
+    """``(index, task)`` batches in, tasks out to a runner; records map back to their index."""
+
+    def __init__(self) -> None:
+        self.inbox: asyncio.Queue[Any] = asyncio.Queue()
+        self._index_of: dict[int, int] = {}
+
+    async def tasks(self) -> AsyncIterator[Any]:
+        while True:
+            batch = await self.inbox.get()
+            if batch is None:
+                return
+            for index, task in batch:
+                self._index_of[id(task)] = index
+                yield task
+
+    def payload(self, record: Any) -> tuple[Any, ...]:
+        return record_payload(self._index_of.pop(id(record.task)), record)
+
+
 def main() -> int:
     frames_out = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)  # anything a client library prints goes to stderr, never into our frames
@@ -69,42 +89,30 @@ def main() -> int:
     from .runner import GenerationRunner
 
     runner = GenerationRunner(processes=1, **config)
-    if config.get("warm_litellm", True):
-        from ..providers.litellm_provider import _import_litellm
+    from ..providers.litellm_provider import _import_litellm
 
-        _import_litellm()  # pay the import before saying we are ready
+    _import_litellm()  # pay the import before saying we are ready
     write_frame(frames_out, "ready")
     loop = asyncio.new_event_loop()
-    inbox: asyncio.Queue[Any] = asyncio.Queue()
+    feed = TaskFeed()
     write_lock = threading.Lock()
 
     def pump() -> None:
         while True:
             batch = read_frame(frames_in)
-            loop.call_soon_threadsafe(inbox.put_nowait, batch)
+            loop.call_soon_threadsafe(feed.inbox.put_nowait, batch)
             if batch is None:
                 return
-
-    index_of: dict[int, int] = {}
-
-    async def tasks() -> AsyncIterator[Any]:
-        while True:
-            batch = await inbox.get()
-            if batch is None:
-                return
-            for index, task in batch:
-                index_of[id(task)] = index
-                yield task
 
     class Sink:
         def put(self, record: Any) -> None:
-            payload = record_payload(index_of.pop(id(record.task)), record)
+            payload = feed.payload(record)
             with write_lock:
                 write_frame(frames_out, payload)
 
     threading.Thread(target=pump, name="themis-worker-inbox", daemon=True).start()
     try:
-        loop.run_until_complete(runner._produce(tasks(), Sink(), threading.Event()))
+        loop.run_until_complete(runner._produce(feed.tasks(), Sink(), threading.Event()))
     finally:
         runner.close()
         write_frame(frames_out, None)

@@ -8,6 +8,7 @@ the cache, scoring, the cost budget and the order records are persisted in.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import queue
 import subprocess
@@ -17,7 +18,7 @@ from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from ..core.entities import GenerationError, GenerationRecord, GenerationTask, TokenUsage
-from ._worker import read_frame, write_frame
+from ._worker import TaskFeed, read_frame, write_frame
 
 if TYPE_CHECKING:
     from .runner import GenerationRunner
@@ -87,42 +88,25 @@ class _LocalWorker:
     """This process's own share, on the shared event loop: busy from the first moment."""
 
     def __init__(self, runner: GenerationRunner, cap: int, out: queue.SimpleQueue[Any]) -> None:
-        import asyncio
-
-        from ._worker import record_payload
         from .runner import _shared_loop
 
         self.window = cap
         self.outstanding: set[int] = set()
         self._loop = _shared_loop()
-        self._inbox: asyncio.Queue[Any] | None = None
-        index_of: dict[int, int] = {}
-        started = threading.Event()
+        self._feed = feed = TaskFeed()
         me = self
-
-        async def tasks() -> Any:
-            me._inbox = asyncio.Queue()
-            started.set()
-            while True:
-                batch = await me._inbox.get()
-                if batch is None:
-                    return
-                for index, task in batch:
-                    index_of[id(task)] = index
-                    yield task
 
         class Sink:
             def put(self, record: GenerationRecord) -> None:
-                out.put((me, record_payload(index_of.pop(id(record.task)), record)))
+                out.put((me, feed.payload(record)))
 
         async def main() -> None:
             try:
-                await runner._produce(tasks(), Sink(), threading.Event())
+                await runner._produce(feed.tasks(), Sink(), threading.Event())
             finally:
                 out.put((me, None))
 
         self._future = asyncio.run_coroutine_threadsafe(main(), self._loop)
-        started.wait()
 
     @property
     def room(self) -> int:
@@ -130,12 +114,11 @@ class _LocalWorker:
 
     def send(self, batch: list[tuple[int, GenerationTask]]) -> None:
         self.outstanding.update(index for index, _ in batch)
-        assert self._inbox is not None
-        self._loop.call_soon_threadsafe(self._inbox.put_nowait, batch)
+        self._loop.call_soon_threadsafe(self._feed.inbox.put_nowait, batch)
 
     def finish(self) -> None:
-        if self._inbox is not None and not self._future.done():
-            self._loop.call_soon_threadsafe(self._inbox.put_nowait, None)
+        if not self._future.done():
+            self._loop.call_soon_threadsafe(self._feed.inbox.put_nowait, None)
 
     def stop(self) -> None:
         self.finish()

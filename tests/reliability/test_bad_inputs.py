@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from reliability_support import TEMPLATE, rows, write_jsonl
+from reliability_support import TEMPLATE, rows
 
 from pytest_themis import evaluate
 from pytest_themis.errors import ThemisError
@@ -170,9 +170,7 @@ def test_raising_metric_names_itself_and_keeps_the_generations(tmp_path: Path) -
 
 
 def test_unreachable_api_base_is_a_clear_error_not_a_hang(tmp_path: Path) -> None:
-    with socket.socket() as sock:  # a port with nothing listening: connection refused
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = _closed_port()
     started = time.perf_counter()
     report = evaluate(
         dataset=rows(3), model="openai/fake-chat", api_base=f"http://127.0.0.1:{port}/v1",
@@ -211,6 +209,25 @@ class DoorCase:
     marker_kwargs: str = ""
 
 
+def _closed_port() -> int:
+    """A local port with nothing listening (connection refused)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+_PORT = _closed_port()
+EXPLODING = """
+from pytest_themis.evaluation.metrics.base import Metric
+
+
+class ExplodingMetric(Metric):
+    name = "Exploding"
+
+    def compute(self, prediction, reference):
+        raise ZeroDivisionError("the metric's own bug")
+"""
+
 DOOR_CASES = [
     DoorCase("unknown marker keyword", (), ("unknown themis marker keyword(s) modles",), True,
              ", modles=['x']"),
@@ -233,6 +250,11 @@ DOOR_CASES = [
              ("--themis-preset=gsm8k", "--themis-data-dir=.", "--themis-model=fake:fake-oracle"),
              ("gsm8k.jsonl", "data directory"), False),
     DoorCase("dataset file that does not exist", (), ("nowhere.jsonl", "neither a preset"), True),
+    DoorCase("unreachable api base",
+             ("--themis-model=openai/fake-chat", f"--themis-api-base=http://127.0.0.1:{_PORT}/v1",
+              "--themis-max-retries=0"),
+             ("could not connect", f"127.0.0.1:{_PORT}", "server is running"), False),
+    DoorCase("metric that raises", (), ("Exploding", "ZeroDivisionError", "row"), False),
 ]  # fmt: skip
 
 
@@ -242,6 +264,10 @@ def _door_source(case: DoorCase) -> str:
         source = source.replace('metrics=["exact_match"]', 'metrics=["no_such_metric"]')
     if case.name == "dataset file that does not exist":
         source = source.replace("dataset=ROWS", 'dataset="nowhere.jsonl"')
+    if case.name == "metric that raises":
+        source = EXPLODING + source.replace(
+            'metrics=["exact_match"]', "metrics=[ExplodingMetric()]"
+        )
     return source
 
 

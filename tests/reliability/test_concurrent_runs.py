@@ -68,7 +68,7 @@ def test_two_parallel_runs_share_one_cache(
             for i in range(2)
         ]
         outputs = [proc.communicate(timeout=300)[0] for proc in procs]
-        for proc, output in zip(procs, outputs):
+        for proc, output in zip(procs, outputs, strict=True):
             assert proc.returncode == 0, output
             assert f"{TEMPLATES} passed" in output
         stats = server.stats

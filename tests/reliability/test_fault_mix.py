@@ -91,7 +91,7 @@ def test_every_sample_survives_the_fault_mix(
     retried_after_429 = 0
     for prompt, seen in arrivals.items():
         assert [outcome for _, outcome in seen].count("ok") == 1, prompt
-        for (t0, outcome), (t1, _) in zip(seen, seen[1:]):
+        for (t0, outcome), (t1, _) in zip(seen, seen[1:], strict=False):
             if outcome == "rate_limit":
                 retried_after_429 += 1
                 assert t1 - t0 >= RETRY_AFTER, (prompt, t1 - t0)

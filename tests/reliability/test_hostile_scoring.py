@@ -41,7 +41,7 @@ def test_math_verify_accuracy_gives_up_in_time(metric: MathVerifyAccuracy, name:
     started = time.perf_counter()
     score = metric.compute(HOSTILE[name], "42")
     elapsed = time.perf_counter() - started
-    assert elapsed < TIMEOUT + 1.0, f"{name}: {elapsed:.1f}s"
+    assert elapsed < TIMEOUT + 1.5, f"{name}: {elapsed:.1f}s"
     assert score.value == 0.0
     # The overrunning worker was replaced: a normal item still gets a real verdict.
     assert metric.compute("2 \\cdot x", "x + x").value == 1.0

@@ -32,9 +32,11 @@ from pytest_themis.testing import FaultPlan, OpenAIServer, ServerStats
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 
-N = 60
+N = 100
 PARALLEL = 4
 FRACTIONS = (0.1, 0.3, 0.5, 0.7, 0.9)
+#: Server latency while the runs are killed: at 90% the last requests still need three rounds.
+KILL_LATENCY = 0.15
 
 
 def _args(url: str, cache: str) -> list[str]:
@@ -97,8 +99,10 @@ def test_killed_pytest_resumes_without_repeating_finished_requests(
     prompts = {r["id"]: prompt_of(r) for r in data}
     write_jsonl(door.path / "data.jsonl", data)
     door.makepyfile(test_kill=marker_test(["openai/fake-chat"], N))
-    servers = [OpenAIServer(FaultPlan(latency=0.04)) for _ in FRACTIONS]
-    runs = [_KilledRun(f, s, f"cache{int(f * 100)}") for f, s in zip(FRACTIONS, servers)]
+    servers = [OpenAIServer(FaultPlan(latency=KILL_LATENCY)) for _ in FRACTIONS]
+    runs = [
+        _KilledRun(f, s, f"cache{int(f * 100)}") for f, s in zip(FRACTIONS, servers, strict=True)
+    ]
     try:
         for server in servers:
             server.start()
@@ -136,6 +140,7 @@ def _check_resume(door: pytest.Pytester, run: _KilledRun, prompts: dict[str, str
     assert len(asked_before) - len(stored) <= PARALLEL, label
 
     server = run.server
+    server.set_plan(FaultPlan())  # no latency needed from here on
     server.reset_stats()
     door.runpytest(*_args(server.url, run.cache)).assert_outcomes(passed=1)
     # Zero repeats: no prompt answered before the kill is asked again; every other once.
