@@ -1,7 +1,8 @@
 """T4 cached rerun: a 10,000-row cell served from the cache.
 
 Primes the cache through litellm against the mock server, then times (in one process, imports
-warmed) a raw diskcache read of the same entries and a full ``evaluate()`` rerun. Target: framework
+warmed) a raw diskcache read of the same entries and a full ``evaluate()`` rerun (best of three
+each: preset load through datasets, validation, cache lookups, scoring, report and manifest). Target: framework
 time per sample <= 100 µs beyond the raw read, and 0 requests to the server on the rerun.
 
     python benchmarks/bench_cached_rerun.py [--rows 10000]
@@ -15,7 +16,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from _harness import ENV
+from _harness import ENV, mock_server
 
 
 def main() -> int:
@@ -29,7 +30,6 @@ def main() -> int:
 
     from pytest_themis import evaluate
     from pytest_themis.experiment.cache_manager import CacheManager
-    from pytest_themis.testing.openai_server import OpenAIServer
 
     rows = [
         {
@@ -39,7 +39,7 @@ def main() -> int:
         }
         for i in range(args.rows)
     ]
-    with tempfile.TemporaryDirectory() as tmp, OpenAIServer() as server:
+    with tempfile.TemporaryDirectory() as tmp, mock_server(0.0) as url:
         data = Path(tmp) / "data"
         data.mkdir()
         import json
@@ -54,31 +54,34 @@ def main() -> int:
             report = evaluate(
                 "gsm8k",
                 model="openai/mock",
-                api_base=server.url,
+                api_base=url,
                 data_dir=data,
                 storage=cache_dir,
                 max_parallel=256,
             )
             return time.perf_counter() - start, report
 
-        prime_s, _ = run()
-        primed_requests = server.stats.request_count
-        server.reset_stats()
-        rerun_s, report = run()
-        rerun_requests = server.stats.request_count
+        prime_s, primed = run()
+        primed_requests = sum(r.generation.attempts for r in primed.records)  # type: ignore[attr-defined]
+        reruns = [run() for _ in range(3)]
+        rerun_s, report = min(reruns, key=lambda pair: pair[0])
+        rerun_requests = sum(not r.generation.cached for r in report.records)  # type: ignore[attr-defined]
         keys = [CacheManager(cache_dir).key_for(r.task) for r in report.records]  # type: ignore[attr-defined]
 
         cache = diskcache.Cache(str(cache_dir))
-        start = time.perf_counter()
-        for key in keys:
-            cache.get(key)
-        raw_s = time.perf_counter() - start
+        raw_times = []
+        for _ in range(3):
+            start = time.perf_counter()
+            for key in keys:
+                cache.get(key)
+            raw_times.append(time.perf_counter() - start)
+        raw_s = min(raw_times)
         cache.close()
 
     n = len(keys)
     per_sample_us = (rerun_s - raw_s) / n * 1e6
     print(f"T4: {n} rows; priming run {prime_s:.2f} s ({primed_requests} requests)")
-    print(f"  cached rerun {rerun_s:.3f} s, {rerun_requests} requests to the server")
+    print(f"  cached rerun {rerun_s:.3f} s, {rerun_requests} generations not served from cache")
     print(
         f"  raw diskcache read of the same {n} entries {raw_s:.3f} s "
         f"({raw_s / n * 1e6:.1f} µs/entry)"

@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import functools
+import hashlib
+import json
 import os
 from typing import Any
 
 from ..backends.storage import StorageBackend
-from ..core.entities import GenerationError, GenerationRecord, GenerationTask, TokenUsage
-from ..core.hashing import stable_hash
+from ..core.entities import (
+    CellSpec,
+    GenerationError,
+    GenerationRecord,
+    GenerationTask,
+    TokenUsage,
+)
+from ..core.hashing import canonical_json
 from ..errors import ConfigurationError
 
 __all__ = ["CACHE_MODES", "CacheManager", "generation_key"]
@@ -16,24 +25,28 @@ CACHE_MODES = ("use", "refresh", "off", "replay")
 _KEY_VERSION = 1
 
 
+@functools.lru_cache(maxsize=1024)
+def _cell_part(cell: CellSpec) -> str:
+    model = cell.model
+    return canonical_json(
+        [_KEY_VERSION, model.provider, model.identifier, model.api_base, cell.sampling.to_dict()]
+    )
+
+
 def generation_key(task: GenerationTask) -> str:
     """Cache key: everything that changes the model's output, nothing that does not.
 
-    In: provider, model identifier, api base, rendered messages, sampling parameters, sample
-    index. Out: timeouts, retries, parallelism, credentials.
+    In: provider, model identifier, api base, sampling parameters (one canonical JSON part per
+    cell, computed once), the rendered messages and the sample index. Out: the template's name,
+    timeouts, retries, parallelism, credentials.
     """
-    model = task.cell.model
-    return "gen:" + stable_hash(
-        [
-            _KEY_VERSION,
-            model.provider,
-            model.identifier,
-            model.api_base,
-            [[m.get("role"), m.get("content")] for m in task.messages],
-            task.cell.sampling.to_dict(),
-            task.sample_index,
-        ]
-    )
+    messages = json.dumps([[m.get("role"), m.get("content")] for m in task.messages])
+    digest = hashlib.sha256()
+    digest.update(_cell_part(task.cell).encode())
+    digest.update(b"\x00")
+    digest.update(messages.encode())
+    digest.update(b"\x00%d" % task.sample_index)
+    return "gen:" + digest.hexdigest()
 
 
 class CacheManager:

@@ -23,6 +23,10 @@ class PreparedRow:
     reference: Any
 
 
+def _is_mapping(row: object) -> bool:
+    return type(row) is dict or isinstance(row, Mapping)  # plain dicts skip the ABC check
+
+
 class GenerationPlan:
     """What to run: the cartesian product of ``templates``, ``models`` and ``sampling_parameters``.
 
@@ -83,12 +87,12 @@ class GenerationPlan:
         if not raw:
             raise DatasetError("the dataset is empty; pass at least one row")
         id_field = self.dataset_id_field
-        has_id = [isinstance(r, Mapping) and id_field in r for r in raw]
+        has_id = [_is_mapping(r) and id_field in r for r in raw]
         use_positions = not any(has_id)
         seen: dict[str, int] = {}
         prepared: list[PreparedRow] = []
         for index, row in enumerate(raw):
-            if not isinstance(row, Mapping):
+            if not _is_mapping(row):
                 raise DatasetError(
                     f"dataset row {index} is a {type(row).__name__}, not a mapping; "
                     "each row must be a dict of fields"
@@ -118,7 +122,7 @@ class GenerationPlan:
                     )
                 reference = row[self.reference_field]
             for template in self.templates:
-                missing = template.missing_fields(row)
+                missing = [f for f in template.fields if f not in row]
                 if missing:
                     raise TemplateError(
                         f"template {template.name!r} needs field {missing[0]!r}, which row "

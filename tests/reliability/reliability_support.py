@@ -19,14 +19,19 @@ TEMPLATE = "{question}\nEXPECTED: {said}"
 #: A key that must never be written anywhere (cache, manifest, output, JUnit XML).
 CANARY_KEY = "sk-canary-reliability-93f1c7d2e8"
 
-#: A marker test evaluating ``data.jsonl`` with a litellm model; the api base comes from
-#: ``--themis-api-base``. ``MODEL`` is substituted by :func:`marker_test`.
+#: A marker test evaluating the rows of ``data.jsonl`` with litellm models; the api base comes
+#: from ``--themis-api-base``. The rows are read with ``json`` (a list of dicts in the marker), so
+#: a child process does not pay for importing ``datasets``.
 _MARKER_TEST = """
+import json
+
 import pytest
+
+DATA = [json.loads(line) for line in open("data.jsonl", encoding="utf-8")]
 
 
 @pytest.mark.themis(
-    dataset="data.jsonl",
+    dataset=DATA,
     prompts={"ask": "{question}\\nEXPECTED: {said}"},
     models=MODELS,
     reference_field="gold",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 from decimal import Decimal
 from typing import Any
@@ -25,7 +26,7 @@ class NumericMatch(Metric):
 
     def compute(self, prediction: str, reference: Any) -> MetricScore:
         gold_text = _as_text(reference)
-        gold = gsm8k_answer(gold_text) if gold_text is not None else None
+        gold = _gold_answer(gold_text) if gold_text is not None else None
         if gold is None:
             raise ValueError(
                 f"NumericMatch reference {reference!r:.80} holds no number; check the "
@@ -34,13 +35,22 @@ class NumericMatch(Metric):
         predicted = gsm8k_answer(prediction or "")
         if predicted is None:
             return MetricScore(self.name, 0.0, {"reference": gold, "unparsed_prediction": True})
-        left, right = to_fraction(predicted), to_fraction(gold)
-        # Canonical strings are unique per value, so they are an exact fallback for numbers
-        # too long for Fraction (Python caps int() conversion at a few thousand digits).
-        equal = left == right if left is not None and right is not None else predicted == gold
+        if predicted == gold:
+            equal = True
+        else:
+            left, right = to_fraction(predicted), to_fraction(gold)
+            # Canonical strings are unique per value, so they are an exact fallback for numbers
+            # too long for Fraction (Python caps int() conversion at a few thousand digits).
+            equal = left == right if left is not None and right is not None else False
         return MetricScore(
             self.name, 1.0 if equal else 0.0, {"prediction": predicted, "reference": gold}
         )
+
+
+@functools.lru_cache(maxsize=16384)
+def _gold_answer(text: str) -> str | None:
+    """Parsed reference; cached because every cell and sample of a row shares it."""
+    return gsm8k_answer(text)
 
 
 def _as_text(reference: Any) -> str | None:
