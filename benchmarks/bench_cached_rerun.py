@@ -1,8 +1,9 @@
 """T4 cached rerun: a 10,000-row cell served from the cache.
 
 Primes the cache through litellm against the mock server, then times (in one process, imports
-warmed) a raw diskcache read of the same entries and a full ``evaluate()`` rerun (best of three
-each: preset load through datasets, validation, cache lookups, scoring, report and manifest). Target: framework
+warmed) a raw diskcache read of the same entries and a full ``evaluate()`` rerun, best of three
+each; the rerun includes the preset load through datasets, validation, cache lookups, scoring,
+report and manifest. Target: framework
 time per sample <= 100 µs beyond the raw read, and 0 requests to the server on the rerun.
 
     python benchmarks/bench_cached_rerun.py [--rows 10000]
