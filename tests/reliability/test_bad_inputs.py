@@ -92,8 +92,9 @@ API_CASES = [
           dataset=[ROWS[0], "2+2=4"]),
     _case("unknown provider option", ("unknown option(s) temprature", "'litellm'", "api_base"),
           model="openai/x", api_base="http://127.0.0.1:9/v1", temprature=0.5),
-    _case("extractor regex that does not compile", ("'(unclosed'", "does not compile"),
-          extractor="regex", metrics=["exact_match"]),  # replaced below: needs an instance
+    Case("extractor regex that does not compile",
+         lambda files: _base(extractor=RegexExtractor("(unclosed")),
+         ("'(unclosed'", "does not compile")),
     Case("data dir without the preset's file",
          lambda f: {"benchmark_or_dataset": "gsm8k", "model": "fake:m", "storage": None,
                     "data_dir": str(f["dir"])},
@@ -104,24 +105,15 @@ API_CASES = [
     _case("num_samples zero", ("num_samples", "0"), num_samples=0),
     _case("max_parallel zero", ("max_parallel", "0"), max_parallel=0),
     _case("negative max_retries", ("max_retries", "-2"), max_retries=-2),
-    _case("unknown cache mode", ("unknown cache mode 'sometimes'", "replay"),
-          cache="sometimes", storage="unused"),
+    Case("unknown cache mode",
+         lambda f: _base(cache="sometimes", storage=str(f["dir"] / "cache")),
+         ("unknown cache mode 'sometimes'", "replay")),
     _case("empty model string", ("model must be a non-empty string",), model=""),
     _case("python model that cannot be imported", ("no_such_module_xyz",),
           model="python:no_such_module_xyz:answer"),
     _case("no prompt for custom rows", ("no prompt given",), prompt=None),
     _case("no model", ("no model given",), model=None),
 ]  # fmt: skip
-
-
-def _regex_case(files: dict[str, Path]) -> dict[str, Any]:
-    return _base(extractor=RegexExtractor("(unclosed"))
-
-
-API_CASES = [
-    Case(c.name, _regex_case, c.fragments) if c.name.startswith("extractor regex") else c
-    for c in API_CASES
-]
 
 
 def test_the_table_is_big_enough() -> None:
