@@ -140,6 +140,26 @@ def pytest_configure(config: pytest.Config) -> None:
     state = _State(config, options, run_id or _new_run_id())
     config.stash[_STATE] = state
     config.pluginmanager.register(state, "themis-state")
+    _prestart_generation_workers(config, options)
+
+
+def _prestart_generation_workers(config: pytest.Config, options: ThemisOptions) -> None:
+    """Start litellm worker processes now, so their imports overlap with collection.
+
+    Only for a run that names litellm models on the command line or in the ini file, in a
+    process that will generate itself (not under xdist, which spreads the work already) and
+    that may send requests (not ``--themis-cache=replay``).
+    """
+    if hasattr(config, "workerinput") or config.getoption("numprocesses", None):
+        return
+    models = options.cli_models or options.ini_models
+    litellm_models = [m for m in models if not m.startswith(("fake:", "python:"))]
+    if not litellm_models or options.cache_mode == "replay":
+        return
+    from .generation.processes import default_processes, prestart
+
+    if default_processes() > 1:
+        prestart(default_processes())
 
 
 @pytest.hookimpl(optionalhook=True)

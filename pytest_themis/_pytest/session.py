@@ -254,6 +254,8 @@ class ThemisSession:
                 execution_backend=backend,
                 timeout=opts.get("timeout") or _DEFAULT_TIMEOUT,
                 max_cost_usd=budget,
+                # under xdist the workers already use the cores; no nested processes
+                processes=1 if hasattr(self.config, "workerinput") else "auto",
             )
             cache = CacheManager(storage=storage, enable_resume=True, mode=mode)
             orchestrator = ExperimentOrchestrator(

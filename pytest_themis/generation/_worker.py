@@ -78,46 +78,49 @@ class TaskFeed:
 
 
 def main() -> int:
+    """Serve runs until stdin closes: ``("run", config)``, task batches, ``None`` ends a run."""
     frames_out = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)  # anything a client library prints goes to stderr, never into our frames
     sys.stdout = sys.stderr
     frames_in = sys.stdin.buffer
-    config = read_frame(frames_in)
-    if config is None:
-        return 0
-
-    from .runner import GenerationRunner
-
-    runner = GenerationRunner(processes=1, **config)
-    from ..providers.litellm_provider import _import_litellm
-
-    _import_litellm()  # pay the import before saying we are ready
-    write_frame(frames_out, "ready")
-    loop = asyncio.new_event_loop()
-    feed = TaskFeed()
     write_lock = threading.Lock()
 
-    def pump() -> None:
-        while True:
-            batch = read_frame(frames_in)
-            loop.call_soon_threadsafe(feed.inbox.put_nowait, batch)
-            if batch is None:
-                return
+    def send(obj: Any) -> None:
+        with write_lock:
+            write_frame(frames_out, obj)
 
-    class Sink:
-        def put(self, record: Any) -> None:
-            payload = feed.payload(record)
-            with write_lock:
-                write_frame(frames_out, payload)
+    from ..providers.litellm_provider import _import_litellm
+    from .runner import GenerationRunner
 
-    threading.Thread(target=pump, name="themis-worker-inbox", daemon=True).start()
+    _import_litellm()  # pay the import before saying we are ready
+    send("ready")
+    loop = asyncio.new_event_loop()
     try:
-        loop.run_until_complete(runner._produce(feed.tasks(), Sink(), threading.Event()))
+        while True:
+            message = read_frame(frames_in)
+            if not isinstance(message, tuple) or message[0] != "run":
+                return 0
+            runner = GenerationRunner(processes=1, **message[1])
+            feed = TaskFeed()
+
+            def pump(feed: TaskFeed = feed) -> None:
+                while True:
+                    batch = read_frame(frames_in)
+                    loop.call_soon_threadsafe(feed.inbox.put_nowait, batch)
+                    if batch is None:
+                        return
+
+            class Sink:
+                def put(self, record: Any, feed: TaskFeed = feed) -> None:
+                    send(feed.payload(record))
+
+            reader = threading.Thread(target=pump, name="themis-worker-inbox", daemon=True)
+            reader.start()
+            loop.run_until_complete(runner._produce(feed.tasks(), Sink(), threading.Event()))
+            reader.join()
+            send("done")
     finally:
-        runner.close()
-        write_frame(frames_out, None)
         frames_out.close()
-    return 0
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ the cache, scoring, the cost budget and the order records are persisted in.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import os
 import queue
 import subprocess
@@ -23,18 +24,25 @@ from ._worker import TaskFeed, read_frame, write_frame
 if TYPE_CHECKING:
     from .runner import GenerationRunner
 
-__all__ = ["run_in_processes"]
+__all__ = ["default_processes", "pool_size", "prestart", "run_in_processes"]
 
 _SEND_BATCH = 32
 
 
 class _Worker:
-    """A worker process. It takes tasks once it has said it is ready (its imports are done)."""
+    """A pooled worker process; it serves one run at a time and survives between runs.
 
-    def __init__(self, config: dict[str, Any], cap: int, out: queue.SimpleQueue[Any]) -> None:
-        self.cap = cap
+    It takes tasks only after it has said it is ready (its litellm import is done), so a cold
+    worker never holds requests back.
+    """
+
+    def __init__(self) -> None:
+        self.cap = 0
         self.window = 0
         self.outstanding: set[int] = set()
+        self.is_ready = threading.Event()
+        self._run_done = threading.Event()
+        self._out: queue.SimpleQueue[Any] | None = None
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "pytest_themis.generation._worker"],
             stdin=subprocess.PIPE,
@@ -42,17 +50,37 @@ class _Worker:
         )
         assert self.proc.stdin is not None and self.proc.stdout is not None
         self._stdin = self.proc.stdin
-        write_frame(self._stdin, config)
         stdout = self.proc.stdout
 
         def read() -> None:
             while True:
                 payload = read_frame(stdout)
-                out.put((self, payload))
+                if payload == "ready":
+                    self.is_ready.set()
+                elif payload == "done":
+                    self._run_done.set()
+                    continue
+                out = self._out
+                if out is not None:
+                    out.put((self, payload))
                 if payload is None:
+                    self._run_done.set()
                     return
 
         threading.Thread(target=read, name="themis-worker-reader", daemon=True).start()
+
+    @property
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def begin(self, config: dict[str, Any], cap: int, out: queue.SimpleQueue[Any]) -> None:
+        self.cap = cap
+        self.outstanding = set()
+        self._out = out
+        self._run_done.clear()
+        write_frame(self._stdin, ("run", config))
+        if self.is_ready.is_set():
+            self.ready()
 
     def ready(self) -> None:
         self.window = self.cap + max(4, self.cap // 2)
@@ -66,22 +94,72 @@ class _Worker:
         write_frame(self._stdin, [(i, _light(t)) for i, t in batch])
 
     def finish(self) -> None:
+        """End the current run (the worker answers ``done`` when its last record is out)."""
         try:
             write_frame(self._stdin, None)
-            self._stdin.close()
-        except (OSError, ValueError):  # already closed, or the worker is gone
+        except (OSError, ValueError):  # the worker is gone
             pass
 
     def stop(self) -> None:
-        self.finish()
+        """Wait for the run to end, then detach; a worker that does not end is killed."""
+        if not self._run_done.wait(timeout=30):
+            self.kill()
+        self._out = None
+        self.window = 0
+
+    def kill(self) -> None:
         try:
-            self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+            self._stdin.close()
+        except OSError:
+            pass
+        self.proc.kill()
+        self.proc.wait()
 
     def exit_code(self) -> int | None:
         return self.proc.poll()
+
+
+_POOL: list[_Worker] = []
+_POOL_LOCK = threading.Lock()
+
+
+def prestart(count: int) -> None:
+    """Start ``count`` worker processes now so their imports overlap with other start-up work.
+
+    Runs that follow use only these workers (this process then never imports litellm).
+    """
+    with _POOL_LOCK:
+        _POOL[:] = [w for w in _POOL if w.alive]
+        while len(_POOL) < count:
+            _POOL.append(_Worker())
+
+
+def _take_workers(count: int) -> tuple[list[_Worker], bool]:
+    """``count`` workers (pooled first); True when they came from a prestarted pool."""
+    with _POOL_LOCK:
+        _POOL[:] = [w for w in _POOL if w.alive]
+        pooled = bool(_POOL)
+        taken = _POOL[:count]
+        del _POOL[:count]
+    return taken + [_Worker() for _ in range(count - len(taken))], pooled
+
+
+def _return_workers(workers: list[_Worker]) -> None:
+    with _POOL_LOCK:
+        _POOL.extend(w for w in workers if w.alive)
+
+
+@atexit.register
+def _shutdown_pool() -> None:
+    with _POOL_LOCK:
+        workers = list(_POOL)
+        _POOL.clear()
+    for worker in workers:
+        try:
+            worker._stdin.close()
+            worker.proc.wait(timeout=5)
+        except (OSError, subprocess.TimeoutExpired):
+            worker.proc.kill()
 
 
 class _LocalWorker:
@@ -178,9 +256,19 @@ def run_in_processes(
         "retry_base_delay": runner.retry_policy.base_delay,
         "retry_max_delay": runner.retry_policy.max_delay,
     }
-    local = _LocalWorker(runner, total, out)
-    remote = [_Worker(config, share, out) for _ in range(processes - 1)]
-    workers: list[Any] = [local, *remote]
+    pooled = pool_size()
+    if pooled:
+        # A prestarted pool: workers only, this process stays free of the client library.
+        remote, _ = _take_workers(max(pooled, processes))
+        share = max(1, total // len(remote))
+        local = None
+    else:
+        remote, _ = _take_workers(processes - 1)
+        local = _LocalWorker(runner, total, out)
+    config["max_parallel"] = "auto" if auto else share
+    for worker in remote:
+        worker.begin(config, share, out)
+    workers: list[Any] = ([local] if local is not None else []) + remote
     alive: set[Any] = set(workers)
     pending: dict[int, GenerationTask] = {}
     source = iter(tasks)
@@ -189,7 +277,8 @@ def run_in_processes(
     try:
         while True:
             ready: list[GenerationRecord] = []
-            local.window = total - sum(w.cap for w in remote if w.window and w in alive)
+            if local is not None:
+                local.window = total - sum(w.cap for w in remote if w.window and w in alive)
             for worker in workers:
                 if worker not in alive:
                     continue
@@ -216,7 +305,7 @@ def run_in_processes(
                 continue
             if exhausted and not pending:
                 return
-            if not any(w.window for w in alive):
+            if not alive:
                 yield [_crashed(pending.pop(i), None) for i in sorted(pending)]
                 return
             item = out.get()
@@ -250,6 +339,13 @@ def run_in_processes(
             worker.finish()
         for worker in workers:
             worker.stop()
+        _return_workers(remote)
+
+
+def pool_size() -> int:
+    """Live workers waiting in the prestarted pool."""
+    with _POOL_LOCK:
+        return sum(1 for w in _POOL if w.alive)
 
 
 def default_processes() -> int:

@@ -176,23 +176,25 @@ class GenerationRunner:
 
         Auto uses one worker per core (up to four) only when it pays: the default router, every
         model served by litellm (whose client costs milliseconds of CPU per call), wide
-        concurrency, and at least ``AUTO_PROCESS_MIN_TASKS`` requests to send.
+        concurrency, and at least ``AUTO_PROCESS_MIN_TASKS`` requests to send — or whenever a
+        prestarted worker pool is waiting (see :func:`.processes.prestart`).
         """
         if isinstance(self.processes, int):
             return self.processes, tasks
-        from .processes import default_processes
+        from .processes import default_processes, pool_size
         from .router import ProviderRouter
 
         cores = default_processes()
+        pooled = pool_size() > 0
         wide = self.max_parallel == "auto" or int(self.max_parallel) >= 16
         router = self.executor
         default_router = isinstance(router, ProviderRouter) and router.is_default
-        if cores < 2 or not wide or not default_router:
+        if not default_router or (not pooled and (cores < 2 or not wide)):
             return 1, tasks
         iterator = iter(tasks)
         peeked = list(itertools.islice(iterator, AUTO_PROCESS_MIN_TASKS))
         rest = itertools.chain(peeked, iterator)
-        if len(peeked) < AUTO_PROCESS_MIN_TASKS:
+        if not peeked or (len(peeked) < AUTO_PROCESS_MIN_TASKS and not pooled):
             return 1, rest
         if any(t.model.provider != "litellm" or "fn" in t.model.options for t in peeked):
             return 1, rest
@@ -204,7 +206,6 @@ class GenerationRunner:
             "max_retries": self.max_retries,
             "timeout": self.timeout,
             "max_cost_usd": self.max_cost_usd,
-            "processes": self.processes,
             "executor": type(self.executor).__name__,
             "execution_backend": (
                 self.execution_backend.describe() if self.execution_backend else None

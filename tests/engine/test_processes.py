@@ -53,9 +53,26 @@ def test_worker_processes_share_the_work_and_send_each_request_once(tmp_path):
         if outcome == "ok":
             ok_per_prompt[prompt] = ok_per_prompt.get(prompt, 0) + 1
     assert len(ok_per_prompt) == len(ROWS) and set(ok_per_prompt.values()) == {1}
-    assert multi.manifest["settings"]["runner"]["processes"] == 2
 
 
 def test_processes_argument_is_validated():
     with pytest.raises(ConfigurationError, match="processes"):
         GenerationRunner(processes=0)
+
+
+@pytest.mark.timeout(180)
+def test_prestarted_pool_serves_every_run_and_is_reused(tmp_path):
+    from pytest_themis.generation import processes
+
+    processes.prestart(2)
+    try:
+        pids = {w.proc.pid for w in processes._POOL}
+        with OpenAIServer(FaultPlan(latency=0.01, rate_503=0.1, seed=5)) as server:
+            first, runner1 = _run(server.url, tmp_path / "a", processes="auto")
+            second, runner2 = _run(server.url, tmp_path / "b", processes="auto")
+        # every record came from a pool worker: this process never generated
+        assert runner1.records_from_workers == runner2.records_from_workers == len(ROWS)
+        assert first.metric("ExactMatch").mean == second.metric("ExactMatch").mean == 1.0
+        assert {w.proc.pid for w in processes._POOL} == pids  # the same two processes again
+    finally:
+        processes._shutdown_pool()
