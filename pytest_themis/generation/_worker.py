@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import os
 import pickle
+import signal
 import struct
 import sys
 import threading
@@ -77,22 +78,41 @@ class TaskFeed:
         return record_payload(self._index_of.pop(id(record.task)), record)
 
 
-def main() -> int:
-    """Serve runs until stdin closes: ``("run", config)``, task batches, ``None`` ends a run."""
-    frames_out = os.fdopen(os.dup(1), "wb")
+def main(argv: list[str]) -> int:
+    """Import litellm once, fork one worker per pipe pair in ``argv[0]``, serve until EOF.
+
+    ``argv[0]`` lists file descriptors ``in0,out0,in1,out1,…`` opened by the parent.
+    """
     os.dup2(2, 1)  # anything a client library prints goes to stderr, never into our frames
     sys.stdout = sys.stderr
-    frames_in = sys.stdin.buffer
+    fds = [int(fd) for fd in argv[0].split(",")]
+    pairs = list(zip(fds[0::2], fds[1::2], strict=True))
+    from ..providers.litellm_provider import _import_litellm
+
+    _import_litellm()  # pay the import once, before forking, and before saying we are ready
+    signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # forked siblings are reaped automatically
+    mine = pairs[0]
+    for pair in pairs[1:]:
+        if os.fork() == 0:
+            mine = pair
+            break
+    for pair in pairs:
+        if pair != mine:
+            os.close(pair[0])
+            os.close(pair[1])
+    return serve(os.fdopen(mine[0], "rb"), os.fdopen(mine[1], "wb"))
+
+
+def serve(frames_in: IO[bytes], frames_out: IO[bytes]) -> int:
+    """Serve runs until input ends: ``("run", config)``, task batches, ``None`` ends a run."""
     write_lock = threading.Lock()
 
     def send(obj: Any) -> None:
         with write_lock:
             write_frame(frames_out, obj)
 
-    from ..providers.litellm_provider import _import_litellm
     from .runner import GenerationRunner
 
-    _import_litellm()  # pay the import before saying we are ready
     send("ready")
     loop = asyncio.new_event_loop()
     try:
@@ -124,4 +144,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv[1:]))

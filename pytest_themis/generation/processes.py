@@ -36,25 +36,23 @@ class _Worker:
     worker never holds requests back.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, to_worker: int, from_worker: int, proc: subprocess.Popen[bytes]) -> None:
         self.cap = 0
         self.window = 0
         self.outstanding: set[int] = set()
         self.is_ready = threading.Event()
         self._run_done = threading.Event()
+        self._eof = False
         self._out: queue.SimpleQueue[Any] | None = None
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "pytest_themis.generation._worker"],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-        )
-        assert self.proc.stdin is not None and self.proc.stdout is not None
-        self._stdin = self.proc.stdin
-        stdout = self.proc.stdout
+        self.proc = proc
+        self._stdin = os.fdopen(to_worker, "wb")
+        stdout = os.fdopen(from_worker, "rb")
 
         def read() -> None:
             while True:
                 payload = read_frame(stdout)
+                if payload is None:
+                    self._eof = True
                 if payload == "ready":
                     self.is_ready.set()
                 elif payload == "done":
@@ -71,7 +69,7 @@ class _Worker:
 
     @property
     def alive(self) -> bool:
-        return self.proc.poll() is None
+        return not self._eof  # a worker's output ends only when it exits
 
     def begin(self, config: dict[str, Any], cap: int, out: queue.SimpleQueue[Any]) -> None:
         self.cap = cap
@@ -108,15 +106,41 @@ class _Worker:
         self.window = 0
 
     def kill(self) -> None:
+        """Close the worker's input (it exits on end of input) and, failing that, end it."""
         try:
             self._stdin.close()
         except OSError:
             pass
-        self.proc.kill()
-        self.proc.wait()
+        self._eof = True
+        if self.proc.poll() is None and not self._run_done.wait(timeout=2):
+            self.proc.kill()
 
     def exit_code(self) -> int | None:
         return self.proc.poll()
+
+
+def _spawn(count: int) -> list[_Worker]:
+    """Start ``count`` workers for the price of one import.
+
+    One process imports litellm and then forks the others (it is single-threaded at that
+    point, so forking is safe); each worker gets its own pair of pipes created here.
+    """
+    if count <= 0:
+        return []
+    ours: list[tuple[int, int]] = []
+    theirs: list[int] = []
+    for _ in range(count):
+        to_r, to_w = os.pipe()
+        from_r, from_w = os.pipe()
+        ours.append((to_w, from_r))
+        theirs += [to_r, from_w]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pytest_themis.generation._worker", ",".join(map(str, theirs))],
+        pass_fds=theirs,
+    )
+    for fd in theirs:
+        os.close(fd)
+    return [_Worker(to_w, from_r, proc) for to_w, from_r in ours]
 
 
 _POOL: list[_Worker] = []
@@ -130,8 +154,7 @@ def prestart(count: int) -> None:
     """
     with _POOL_LOCK:
         _POOL[:] = [w for w in _POOL if w.alive]
-        while len(_POOL) < count:
-            _POOL.append(_Worker())
+        _POOL.extend(_spawn(count - len(_POOL)))
 
 
 def _take_workers(count: int) -> tuple[list[_Worker], bool]:
@@ -141,7 +164,7 @@ def _take_workers(count: int) -> tuple[list[_Worker], bool]:
         pooled = bool(_POOL)
         taken = _POOL[:count]
         del _POOL[:count]
-    return taken + [_Worker() for _ in range(count - len(taken))], pooled
+    return taken + _spawn(count - len(taken)), pooled
 
 
 def _return_workers(workers: list[_Worker]) -> None:
@@ -155,11 +178,7 @@ def _shutdown_pool() -> None:
         workers = list(_POOL)
         _POOL.clear()
     for worker in workers:
-        try:
-            worker._stdin.close()
-            worker.proc.wait(timeout=5)
-        except (OSError, subprocess.TimeoutExpired):
-            worker.proc.kill()
+        worker.kill()
 
 
 class _LocalWorker:
