@@ -25,11 +25,17 @@ CACHE_MODES = ("use", "refresh", "off", "replay")
 _KEY_VERSION = 1
 
 
-@functools.lru_cache(maxsize=1024)
 def _cell_part(cell: CellSpec) -> str:
+    # ModelSpec equality ignores ``options``, so the api base must be part of the memo key:
+    # the same model behind two endpoints is two different cells.
+    return _cell_part_for(cell, cell.model.api_base)
+
+
+@functools.lru_cache(maxsize=1024)
+def _cell_part_for(cell: CellSpec, api_base: str | None) -> str:
     model = cell.model
     return canonical_json(
-        [_KEY_VERSION, model.provider, model.identifier, model.api_base, cell.sampling.to_dict()]
+        [_KEY_VERSION, model.provider, model.identifier, api_base, cell.sampling.to_dict()]
     )
 
 

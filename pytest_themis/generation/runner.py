@@ -181,6 +181,10 @@ class GenerationRunner:
         """
         if isinstance(self.processes, int):
             return self.processes, tasks
+        if self.max_cost_usd is not None:
+            # The budget is checked before each request; workers get tasks in windows, so
+            # they would start requests after the money is spent.
+            return 1, tasks
         from .processes import default_processes, pool_size
         from .router import ProviderRouter
 

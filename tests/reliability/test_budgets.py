@@ -68,6 +68,7 @@ def test_budget_through_the_pytest_door(door: pytest.Pytester) -> None:
             "-p", "no:cacheprovider", f"--themis-api-base={server.url}",
             "--themis-cache-dir=cache", "--themis-manifest=manifest.json",
             "--themis-max-parallel=1", "--themis-max-cost-usd=0.00001",
+            f"--themis-model={PRICED}",  # a command-line litellm model prestarts worker processes
         )  # fmt: skip
         sent = server.stats.request_count
         result.assert_outcomes(failed=1)
