@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import secrets
+import sys
 import time
 from collections.abc import Generator
 from pathlib import Path
@@ -181,7 +182,6 @@ def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool 
     return True
 
 
-
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     names = metafunc.fixturenames
     if metafunc.definition.get_closest_marker("themis") is None and not any(
@@ -253,6 +253,10 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     state = config.stash.get(_STATE, None)
     if state is not None and config.pluginmanager.is_registered(state):
         config.pluginmanager.unregister(state)
+    # Prestarted generation workers end with the session, not at interpreter exit.
+    processes = sys.modules.get("pytest_themis.generation.processes")
+    if processes is not None:
+        processes.shutdown_pool()
 
 
 # -- fixtures -------------------------------------------------------------------------------------

@@ -19,7 +19,7 @@ import threading
 from collections.abc import AsyncIterator
 from typing import IO, Any
 
-__all__ = ["TaskFeed", "read_frame", "record_payload", "write_frame"]
+__all__ = ["EOF", "TaskFeed", "read_frame", "record_payload", "write_frame"]
 
 _HEADER = struct.Struct("!I")
 
@@ -30,15 +30,19 @@ def write_frame(stream: IO[bytes], obj: Any) -> None:
     stream.flush()
 
 
+#: What :func:`read_frame` returns when the other side has gone (as opposed to a None frame).
+EOF = object()
+
+
 def read_frame(stream: IO[bytes]) -> Any:
-    """The next object, or None at end of stream."""
+    """The next object, or :data:`EOF` at end of stream."""
     header = stream.read(_HEADER.size)
     if len(header) < _HEADER.size:
-        return None
+        return EOF
     (size,) = _HEADER.unpack(header)
     data = stream.read(size)
     if len(data) < size:
-        return None
+        return EOF
     return pickle.loads(data)
 
 
@@ -126,6 +130,9 @@ def serve(frames_in: IO[bytes], frames_out: IO[bytes]) -> int:
             def pump(feed: TaskFeed = feed) -> None:
                 while True:
                     batch = read_frame(frames_in)
+                    if batch is EOF:
+                        # The parent is gone (killed?): stop at once, send nothing more.
+                        os._exit(0)
                     loop.call_soon_threadsafe(feed.inbox.put_nowait, batch)
                     if batch is None:
                         return

@@ -19,12 +19,12 @@ from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from ..core.entities import GenerationError, GenerationRecord, GenerationTask, TokenUsage
-from ._worker import TaskFeed, read_frame, write_frame
+from ._worker import EOF, TaskFeed, read_frame, write_frame
 
 if TYPE_CHECKING:
     from .runner import GenerationRunner
 
-__all__ = ["default_processes", "pool_size", "prestart", "run_in_processes"]
+__all__ = ["default_processes", "pool_size", "prestart", "run_in_processes", "shutdown_pool"]
 
 _SEND_BATCH = 32
 
@@ -51,8 +51,9 @@ class _Worker:
         def read() -> None:
             while True:
                 payload = read_frame(stdout)
-                if payload is None:
+                if payload is EOF:
                     self._eof = True
+                    payload = None
                 if payload == "ready":
                     self.is_ready.set()
                 elif payload == "done":
@@ -173,7 +174,8 @@ def _return_workers(workers: list[_Worker]) -> None:
 
 
 @atexit.register
-def _shutdown_pool() -> None:
+def shutdown_pool() -> None:
+    """Stop the prestarted workers (also run at interpreter exit)."""
     with _POOL_LOCK:
         workers = list(_POOL)
         _POOL.clear()
@@ -266,10 +268,8 @@ def run_in_processes(
     """
     auto = runner.max_parallel == "auto"
     total = 256 if auto else int(runner.max_parallel)
-    share = max(1, total // processes)
     out: queue.SimpleQueue[Any] = queue.SimpleQueue()
     config = {
-        "max_parallel": "auto" if auto else share,
         "max_retries": runner.max_retries,
         "timeout": runner.timeout,
         "retry_base_delay": runner.retry_policy.base_delay,
@@ -278,15 +278,15 @@ def run_in_processes(
     pooled = pool_size()
     if pooled:
         # A prestarted pool: workers only, this process stays free of the client library.
-        remote, _ = _take_workers(max(pooled, processes))
-        share = max(1, total // len(remote))
+        remote, _ = _take_workers(min(max(pooled, processes), total))
         local = None
     else:
-        remote, _ = _take_workers(processes - 1)
+        remote, _ = _take_workers(min(processes, total) - 1)
         local = _LocalWorker(runner, total, out)
-    config["max_parallel"] = "auto" if auto else share
-    for worker in remote:
-        worker.begin(config, share, out)
+    # Shares add up to exactly ``total``: never more requests in flight than asked for.
+    shares = [total // len(remote) + (i < total % len(remote)) for i in range(len(remote))]
+    for worker, share in zip(remote, shares, strict=True):
+        worker.begin(dict(config, max_parallel="auto" if auto else share), share, out)
     workers: list[Any] = ([local] if local is not None else []) + remote
     alive: set[Any] = set(workers)
     pending: dict[int, GenerationTask] = {}

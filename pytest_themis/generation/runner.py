@@ -237,7 +237,7 @@ class GenerationRunner:
                 type="BudgetExceededError",
                 message=(
                     f"not sent: the cost budget of ${self.max_cost_usd:g} was spent "
-                    f"(${self.spent_usd:.4f}); raise --themis-max-cost-usd / max_cost_usd"
+                    f"(${self.spent_usd:.6g}); raise --themis-max-cost-usd / max_cost_usd"
                 ),
             ),
         )

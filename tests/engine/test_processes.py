@@ -75,4 +75,4 @@ def test_prestarted_pool_serves_every_run_and_is_reused(tmp_path):
         assert first.metric("ExactMatch").mean == second.metric("ExactMatch").mean == 1.0
         assert {w.proc.pid for w in processes._POOL} == pids  # the same two processes again
     finally:
-        processes._shutdown_pool()
+        processes.shutdown_pool()
