@@ -93,7 +93,9 @@ def main(argv: list[str]) -> int:
     pairs = list(zip(fds[0::2], fds[1::2], strict=True))
     from ..providers.litellm_provider import _import_litellm
 
-    _import_litellm()  # pay the import once, before forking, and before saying we are ready
+    litellm = _import_litellm()  # pay the import once, before forking and saying we are ready
+    # This process is ours alone, so its litellm may stay quiet: no banner per retried error.
+    litellm.suppress_debug_info = True
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # forked siblings are reaped automatically
     mine = pairs[0]
     for pair in pairs[1:]:
