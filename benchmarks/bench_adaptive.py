@@ -27,17 +27,34 @@ def main() -> int:
     os.environ.update({k: v for k, v in ENV.items() if k.startswith(("LITELLM", "HF_"))})
     from pytest_themis import evaluate
 
-    rows = [{"id": i, "q": f"Question {i}: what is {i} + {i}?", "gold": str(2 * i)}
-            for i in range(args.rows)]
+    rows = [
+        {"id": i, "q": f"Question {i}: what is {i} + {i}?", "gold": str(2 * i)}
+        for i in range(args.rows)
+    ]
     with mock_server(args.latency, max_concurrency=args.capacity) as url:
         # warm-up: imports and connection pool, not timed
-        evaluate(dataset=rows[:4], model="openai/mock", api_base=url, prompt="{q}",
-                 reference_field="gold", metrics=["contains"], storage=None)
+        evaluate(
+            dataset=rows[:4],
+            model="openai/mock",
+            api_base=url,
+            prompt="{q}",
+            reference_field="gold",
+            metrics=["contains"],
+            storage=None,
+        )
         with tempfile.TemporaryDirectory() as cache:
             start = time.perf_counter()
-            report = evaluate(dataset=rows, model="openai/mock", api_base=url, prompt="{q}",
-                              reference_field="gold", metrics=["contains"], storage=cache,
-                              max_parallel="auto", max_retries=20)
+            report = evaluate(
+                dataset=rows,
+                model="openai/mock",
+                api_base=url,
+                prompt="{q}",
+                reference_field="gold",
+                metrics=["contains"],
+                storage=cache,
+                max_parallel="auto",
+                max_retries=20,
+            )
             wall = time.perf_counter() - start
     attempts = sum(r.generation.attempts for r in report.records)
     rejected = attempts - len(report.records)
@@ -45,12 +62,17 @@ def main() -> int:
     capacity = args.capacity / args.latency
     throughput = args.rows / wall
     share_429 = rejected / attempts
-    print(f"T9: {args.rows} rows, server capacity {args.capacity} in flight x "
-          f"{args.latency}s = {capacity:.0f} req/s")
-    print(f"  wall {wall:.2f} s, throughput {throughput:.1f} req/s = "
-          f"{throughput / capacity:.1%} of capacity (target >= 85%)")
-    print(f"  requests {attempts}, 429s {rejected} = {share_429:.2%} (target <= 5%), "
-          f"errors {errors}")
+    print(
+        f"T9: {args.rows} rows, server capacity {args.capacity} in flight x "
+        f"{args.latency}s = {capacity:.0f} req/s"
+    )
+    print(
+        f"  wall {wall:.2f} s, throughput {throughput:.1f} req/s = "
+        f"{throughput / capacity:.1%} of capacity (target >= 85%)"
+    )
+    print(
+        f"  requests {attempts}, 429s {rejected} = {share_429:.2%} (target <= 5%), errors {errors}"
+    )
     ok = throughput / capacity >= 0.85 and share_429 <= 0.05 and errors == 0
     print("T9", "PASS" if ok else "FAIL")
     return 0 if ok else 1

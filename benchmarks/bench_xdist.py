@@ -35,9 +35,20 @@ def test_cells(themis_report):
 def run(workers: int, rows: int, parallel: int, url: str) -> float:
     with tempfile.TemporaryDirectory() as tmp:
         Path(tmp, "test_cells.py").write_text(textwrap.dedent(TEST_FILE.format(rows=rows)))
-        cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-n", str(workers),
-               f"--themis-api-base={url}", f"--themis-max-parallel={parallel}",
-               f"--themis-cache-dir={Path(tmp) / 'cache'}", "test_cells.py"]
+        cmd = [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "-n",
+            str(workers),
+            f"--themis-api-base={url}",
+            f"--themis-max-parallel={parallel}",
+            f"--themis-cache-dir={Path(tmp) / 'cache'}",
+            "test_cells.py",
+        ]
         wall, done = run_timed(cmd, cwd=Path(tmp))
         if done.returncode != 0 or "4 passed" not in done.stdout:
             raise SystemExit(f"-n {workers} run failed:\n{done.stdout[-3000:]}")
@@ -54,10 +65,14 @@ def main() -> int:
         serial = run(0, args.rows, args.parallel, url)
         spread = run(2, args.rows, args.parallel, url)
     ratio = spread / serial
-    print(f"T8: 4 cells x {args.rows} rows, {args.parallel} in flight per cell, "
-          f"latency {args.latency}s")
-    print(f"  -n 0 wall {serial:.2f} s, -n 2 wall {spread:.2f} s, ratio {ratio:.3f} "
-          f"(target <= 0.60) {'PASS' if ratio <= 0.6 else 'FAIL'}")
+    print(
+        f"T8: 4 cells x {args.rows} rows, {args.parallel} in flight per cell, "
+        f"latency {args.latency}s"
+    )
+    print(
+        f"  -n 0 wall {serial:.2f} s, -n 2 wall {spread:.2f} s, ratio {ratio:.3f} "
+        f"(target <= 0.60) {'PASS' if ratio <= 0.6 else 'FAIL'}"
+    )
     return 0 if ratio <= 0.6 else 1
 
 

@@ -95,7 +95,7 @@ def main(argv: list[str]) -> int:
 
     litellm = _import_litellm()  # pay the import once, before forking and saying we are ready
     # This process is ours alone, so its litellm may stay quiet: no banner per retried error.
-    litellm.suppress_debug_info = True
+    litellm.suppress_debug_info = True  # type: ignore[attr-defined]
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # forked siblings are reaped automatically
     mine = pairs[0]
     for pair in pairs[1:]:
