@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import json
 import os
 from typing import Any
 
@@ -22,7 +21,7 @@ from ..errors import ConfigurationError
 __all__ = ["CACHE_MODES", "CacheManager", "generation_key"]
 
 CACHE_MODES = ("use", "refresh", "off", "replay")
-_KEY_VERSION = 1
+_KEY_VERSION = 2
 
 
 def _cell_part(cell: CellSpec) -> str:
@@ -46,12 +45,14 @@ def generation_key(task: GenerationTask) -> str:
     cell, computed once), the rendered messages and the sample index. Out: the template's name,
     timeouts, retries, parallelism, credentials.
     """
-    messages = json.dumps([[m.get("role"), m.get("content")] for m in task.messages])
-    digest = hashlib.sha256()
-    digest.update(_cell_part(task.cell).encode())
-    digest.update(b"\x00")
-    digest.update(messages.encode())
-    digest.update(b"\x00%d" % task.sample_index)
+    digest = hashlib.sha256(_cell_part(task.cell).encode())
+    for message in task.messages:
+        # Length-prefixed fields: unambiguous whatever the text holds, and no JSON escaping.
+        for field in (message.get("role") or "", message.get("content") or ""):
+            data = str(field).encode()
+            digest.update(b"|%d:" % len(data))
+            digest.update(data)
+    digest.update(b"|#%d" % task.sample_index)
     return "gen:" + digest.hexdigest()
 
 

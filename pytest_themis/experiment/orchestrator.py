@@ -202,7 +202,9 @@ class ExperimentOrchestrator:
         all_records: list[EvaluationRecord] = []
         for cell in cells:
             records = by_cell.get(cell.cell_id, [])
-            records.sort(key=lambda r: (order[r.row_id], r.task.sample_index))
+            records.sort(
+                key=lambda r: (order[r.generation.task.row_id], r.generation.task.sample_index)
+            )
             all_records.extend(records)
             cell_reports[cell.cell_id] = EvaluationReport.from_records(
                 records, names, cell=cell, duration=duration
