@@ -126,7 +126,11 @@ def serve(frames_in: IO[bytes], frames_out: IO[bytes]) -> int:
             message = read_frame(frames_in)
             if not isinstance(message, tuple) or message[0] != "run":
                 return 0
-            runner = GenerationRunner(processes=1, **message[1])
+            config = dict(message[1])
+            limit = config.pop("limit", None)
+            runner = GenerationRunner(processes=1, **config)
+            if limit is not None:  # the parent sizes our window and wants to hear of 429s
+                runner.rate_limit_listener = lambda: send("rate_limited")
             feed = TaskFeed()
 
             def pump(feed: TaskFeed = feed) -> None:
@@ -145,7 +149,9 @@ def serve(frames_in: IO[bytes], frames_out: IO[bytes]) -> int:
 
             reader = threading.Thread(target=pump, name="themis-worker-inbox", daemon=True)
             reader.start()
-            loop.run_until_complete(runner._produce(feed.tasks(), Sink(), threading.Event()))
+            loop.run_until_complete(
+                runner._produce(feed.tasks(), Sink(), threading.Event(), limit=limit)
+            )
             reader.join()
             send("done")
     finally:

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..core.entities import GenerationError, GenerationRecord, GenerationTask, TokenUsage
 from ._worker import EOF, TaskFeed, read_frame, write_frame
+from .retry import AimdWindow
 
 if TYPE_CHECKING:
     from .runner import GenerationRunner
@@ -27,6 +28,8 @@ if TYPE_CHECKING:
 __all__ = ["default_processes", "pool_size", "prestart", "run_in_processes", "shutdown_pool"]
 
 _SEND_BATCH = 32
+#: Upper bound of an adaptive (``max_parallel="auto"``) window across all processes.
+_AUTO_CEILING = 256
 
 
 class _Worker:
@@ -186,7 +189,13 @@ def shutdown_pool() -> None:
 class _LocalWorker:
     """This process's own share, on the shared event loop: busy from the first moment."""
 
-    def __init__(self, runner: GenerationRunner, cap: int, out: queue.SimpleQueue[Any]) -> None:
+    def __init__(
+        self,
+        runner: GenerationRunner,
+        cap: int,
+        out: queue.SimpleQueue[Any],
+        limit: int | None = None,
+    ) -> None:
         from .runner import _shared_loop
 
         self.window = cap
@@ -199,9 +208,12 @@ class _LocalWorker:
             def put(self, record: GenerationRecord) -> None:
                 out.put((me, feed.payload(record)))
 
+        if limit is not None:  # the parent sizes our window and wants to hear of 429s
+            runner.rate_limit_listener = lambda: out.put((me, "rate_limited"))
+
         async def main() -> None:
             try:
-                await runner._produce(feed.tasks(), Sink(), threading.Event())
+                await runner._produce(feed.tasks(), Sink(), threading.Event(), limit=limit)
             finally:
                 out.put((me, None))
 
@@ -267,7 +279,10 @@ def run_in_processes(
     litellm import) never delays the first requests.
     """
     auto = runner.max_parallel == "auto"
-    total = 256 if auto else int(runner.max_parallel)
+    total = _AUTO_CEILING if auto else int(runner.max_parallel)
+    # With "auto" one AIMD window here spans every process (a controller per process would
+    # overshoot together); workers get a large fixed limit and report each 429.
+    window = AimdWindow(maximum=_AUTO_CEILING) if auto else None
     out: queue.SimpleQueue[Any] = queue.SimpleQueue()
     config = {
         "max_retries": runner.max_retries,
@@ -282,11 +297,14 @@ def run_in_processes(
         local = None
     else:
         remote, _ = _take_workers(min(processes, total) - 1)
-        local = _LocalWorker(runner, total, out)
+        local = _LocalWorker(runner, total, out, limit=_AUTO_CEILING if auto else None)
     # Shares add up to exactly ``total``: never more requests in flight than asked for.
     shares = [total // len(remote) + (i < total % len(remote)) for i in range(len(remote))]
     for worker, share in zip(remote, shares, strict=True):
-        worker.begin(dict(config, max_parallel="auto" if auto else share), share, out)
+        if auto:
+            worker.begin(dict(config, max_parallel=total, limit=total), share, out)
+        else:
+            worker.begin(dict(config, max_parallel=share), share, out)
     workers: list[Any] = ([local] if local is not None else []) + remote
     alive: set[Any] = set(workers)
     pending: dict[int, GenerationTask] = {}
@@ -296,7 +314,9 @@ def run_in_processes(
     try:
         while True:
             ready: list[GenerationRecord] = []
-            if local is not None:
+            if window is not None:
+                _split_window(int(window.limit), [w for w in workers if w in alive])
+            elif local is not None:
                 local.window = total - sum(w.cap for w in remote if w.window and w in alive)
             for worker in workers:
                 if worker not in alive:
@@ -332,6 +352,9 @@ def run_in_processes(
                 worker, payload = item
                 if payload == "ready":
                     worker.ready()
+                elif payload == "rate_limited":
+                    if window is not None:
+                        window.on_rate_limit(sum(len(w.outstanding) for w in workers))
                 elif payload is None:
                     alive.discard(worker)
                     code = worker.exit_code()
@@ -342,6 +365,8 @@ def run_in_processes(
                     worker.outstanding.discard(index)
                     record = _record(pending.pop(index), payload)
                     runner._charge(record.cost)
+                    if window is not None and record.error is None:
+                        window.on_success()
                     if worker is not local:
                         runner.records_from_workers += 1
                     ready.append(record)
@@ -354,11 +379,21 @@ def run_in_processes(
             if ready:
                 yield ready
     finally:
+        runner.rate_limit_listener = None
         for worker in workers:
             worker.finish()
         for worker in workers:
             worker.stop()
         _return_workers(remote)
+
+
+def _split_window(limit: int, workers: list[Any]) -> None:
+    """Share an adaptive window among the workers that are ready to take tasks."""
+    ready = [w for w in workers if isinstance(w, _LocalWorker) or w.is_ready.is_set()]
+    for worker in workers:
+        worker.window = 0
+    for i, worker in enumerate(ready):
+        worker.window = limit // len(ready) + (i < limit % len(ready))
 
 
 def pool_size() -> int:

@@ -64,26 +64,51 @@ class FixedLimiter:
         pass
 
 
-class AdaptiveLimiter:
-    """Adaptive concurrency (AIMD) for ``max_parallel="auto"``.
+class AimdWindow:
+    """The arithmetic of adaptive concurrency (AIMD), without any waiting.
 
-    Slow start: the limit grows by one per success (doubling every round trip) until the first
+    Slow start: the window grows by one per success (doubling every round trip) until the first
     429. From then on it grows by one per ``limit`` successes (about one per round trip) and, on a
     429, drops to ``backoff`` × the number of requests that were in flight — the level the
     provider just refused — at most once per ``cooldown`` seconds, so one burst counts once.
-    The refused request itself waits for its Retry-After in the runner. One event loop only.
     """
 
     def __init__(self, initial: int = 8, minimum: int = 1, maximum: int = 1024) -> None:
         self.limit = float(initial)
         self.minimum = minimum
         self.maximum = maximum
-        self.in_flight = 0
         self.slow_start = True
         self.cooldown = 0.5
-        self.backoff = 0.9
+        self.backoff = 0.95
         self._last_cut = 0.0
+
+    def on_success(self) -> None:
+        step = 1.0 if self.slow_start else 1 / max(1.0, self.limit)
+        self.limit = min(float(self.maximum), self.limit + step)
+
+    def on_rate_limit(self, in_flight: int) -> None:
+        now = time.monotonic()
+        self.slow_start = False
+        if now - self._last_cut >= self.cooldown:
+            ceiling = min(self.limit, float(max(in_flight, 1)))
+            self.limit = max(float(self.minimum), ceiling * self.backoff)
+            self._last_cut = now
+
+
+class AdaptiveLimiter:
+    """Adaptive concurrency for ``max_parallel="auto"`` on one event loop (see :class:`AimdWindow`).
+
+    The refused request itself waits for its Retry-After in the runner.
+    """
+
+    def __init__(self, initial: int = 8, minimum: int = 1, maximum: int = 1024) -> None:
+        self.window = AimdWindow(initial, minimum, maximum)
+        self.in_flight = 0
         self._waiters: deque[asyncio.Future[None]] = deque()
+
+    @property
+    def limit(self) -> float:
+        return self.window.limit
 
     async def acquire(self) -> None:
         if not self._waiters and self._has_slot():
@@ -98,20 +123,14 @@ class AdaptiveLimiter:
         self._wake()
 
     def on_success(self) -> None:
-        step = 1.0 if self.slow_start else 1 / max(1.0, self.limit)
-        self.limit = min(float(self.maximum), self.limit + step)
+        self.window.on_success()
         self._wake()
 
     def on_rate_limit(self, retry_after: float | None) -> None:
-        now = time.monotonic()
-        self.slow_start = False
-        if now - self._last_cut >= self.cooldown:
-            ceiling = min(self.limit, float(max(self.in_flight, 1)))
-            self.limit = max(float(self.minimum), ceiling * self.backoff)
-            self._last_cut = now
+        self.window.on_rate_limit(self.in_flight)
 
     def _has_slot(self) -> bool:
-        return self.in_flight < int(self.limit)
+        return self.in_flight < int(self.window.limit)
 
     def _wake(self) -> None:
         while self._waiters and self._has_slot():

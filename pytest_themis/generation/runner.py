@@ -7,7 +7,7 @@ import itertools
 import queue
 import threading
 import time
-from collections.abc import AsyncIterator, Iterable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -134,6 +134,8 @@ class GenerationRunner:
         self.processes = processes
         #: Records produced by worker processes (not this one) so far; see ``processes``.
         self.records_from_workers = 0
+        #: Called on every 429, when set (worker processes report them to their parent).
+        self.rate_limit_listener: Callable[[], None] | None = None
         self.retry_policy = RetryPolicy(max_retries, retry_base_delay, retry_max_delay, seed)
         self.spent_usd = 0.0
         self._spent_lock = threading.Lock()
@@ -345,8 +347,19 @@ class GenerationRunner:
         tasks: Iterator[GenerationTask] | AsyncIterator[GenerationTask],
         out: Any,
         stop: threading.Event,
+        limit: int | None = None,
     ) -> None:
-        fixed = FixedLimiter(int(self.max_parallel)) if self.max_parallel != "auto" else None
+        """Run ``tasks`` on the running loop, putting records into ``out``.
+
+        ``limit`` replaces ``max_parallel`` (a parent that hands out tasks in measured windows
+        passes a large one: the window it controls is then the real bound).
+        """
+        if limit is not None:
+            fixed: FixedLimiter | None = FixedLimiter(limit)
+        elif self.max_parallel != "auto":
+            fixed = FixedLimiter(int(self.max_parallel))
+        else:
+            fixed = None
         adaptive: dict[tuple[str, str | None], AdaptiveLimiter] = {}
 
         def limiter_for(task: GenerationTask) -> FixedLimiter | AdaptiveLimiter:
@@ -409,6 +422,8 @@ class GenerationRunner:
                 retry_after = getattr(exc, "retry_after", None)
                 if isinstance(exc, RateLimitError):
                     limiter.on_rate_limit(retry_after)
+                    if self.rate_limit_listener is not None:
+                        self.rate_limit_listener()
                 wait = self.retry_policy.delay(attempt, exc)
                 if wait is None:
                     return self._failure(task, exc, started, attempt)

@@ -76,3 +76,25 @@ def test_prestarted_pool_serves_every_run_and_is_reused(tmp_path):
         assert {w.proc.pid for w in processes._POOL} == pids  # the same two processes again
     finally:
         processes.shutdown_pool()
+
+
+@pytest.mark.timeout(180)
+def test_auto_window_is_shared_across_processes(tmp_path):
+    """With max_parallel="auto" one controller spans the processes, so 429s stay rare."""
+    with OpenAIServer(FaultPlan(latency=0.2, max_concurrency=10, retry_after=0.2)) as server:
+        plan = GenerationPlan(
+            [PromptTemplate("p", "{q}\nEXPECTED: {gold}")],
+            [ModelSpec("openai/mock", "litellm", options={"api_base": server.url})],
+            [SamplingConfig(max_tokens=32)],
+            reference_field="gold",
+        )
+        runner = GenerationRunner(max_parallel="auto", processes=2, max_retries=20)
+        report = ExperimentOrchestrator(
+            plan,
+            runner,
+            EvaluationPipeline(RegexExtractor(r"####\s*(\S+)"), [ExactMatch()]),
+            CacheManager(ExperimentStorage(tmp_path)),
+        ).run(ROWS)
+        stats = server.stats
+    assert not report.failures and report.metric("ExactMatch").mean == 1.0
+    assert stats.request_count - len(ROWS) <= 0.2 * stats.request_count
