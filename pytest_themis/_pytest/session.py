@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
 
 from ..core.entities import CellSpec, EvaluationRecord
-from ..core.hashing import stable_hash
+from ..core.hashing import dataset_fingerprint, stable_hash
 from ..core.reports import EvaluationReport
 from ..errors import ThemisError
 from .options import ThemisOptions
@@ -129,7 +129,7 @@ class ThemisSession:
         cached = self._row_fps.get(id(rows))
         if cached is not None and cached[0] is rows:
             return cached[1]
-        fp = stable_hash([dict(r) if isinstance(r, Mapping) else r for r in rows])
+        fp = dataset_fingerprint(rows)
         self._row_fps[id(rows)] = (rows, fp)
         return fp
 

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterable, Mapping
 from typing import Any
 
-__all__ = ["canonical_json", "stable_hash"]
+__all__ = ["canonical_json", "dataset_fingerprint", "stable_hash"]
 
 
 def canonical_json(value: Any) -> str:
@@ -17,3 +18,8 @@ def canonical_json(value: Any) -> str:
 def stable_hash(value: Any, length: int = 64) -> str:
     """SHA-256 hex digest of :func:`canonical_json` (``length`` truncates)."""
     return hashlib.sha256(canonical_json(value).encode("utf-8")).hexdigest()[:length]
+
+
+def dataset_fingerprint(rows: Iterable[Any]) -> str:
+    """Content hash of dataset rows, in order (the manifest's dataset fingerprint)."""
+    return stable_hash([dict(r) if isinstance(r, Mapping) else r for r in rows])

@@ -13,6 +13,7 @@ from ..core.entities import (
     GenerationError,
     GenerationRecord,
     GenerationTask,
+    SamplingConfig,
     TokenUsage,
 )
 from ..core.hashing import canonical_json
@@ -25,17 +26,16 @@ _KEY_VERSION = 2
 
 
 def _cell_part(cell: CellSpec) -> str:
-    # ModelSpec equality ignores ``options``, so the api base must be part of the memo key:
-    # the same model behind two endpoints is two different cells.
-    return _cell_part_for(cell, cell.model.api_base)
+    model = cell.model
+    return _cell_part_of(model.provider, model.identifier, model.api_base, cell.sampling)
 
 
 @functools.lru_cache(maxsize=1024)
-def _cell_part_for(cell: CellSpec, api_base: str | None) -> str:
-    model = cell.model
-    return canonical_json(
-        [_KEY_VERSION, model.provider, model.identifier, api_base, cell.sampling.to_dict()]
-    )
+def _cell_part_of(
+    provider: str, identifier: str, api_base: str | None, sampling: SamplingConfig
+) -> str:
+    """Memoised on exactly the key's inputs (a ``ModelSpec``'s equality ignores its options)."""
+    return canonical_json([_KEY_VERSION, provider, identifier, api_base, sampling.to_dict()])
 
 
 def generation_key(task: GenerationTask) -> str:

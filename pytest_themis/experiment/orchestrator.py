@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections import defaultdict, deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -9,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..core.entities import CellSpec, EvaluationRecord, GenerationRecord, GenerationTask
-from ..core.hashing import stable_hash
+from ..core.hashing import dataset_fingerprint, stable_hash
 from ..core.reports import EvaluationReport, ExperimentReport
 from ..errors import ConfigurationError
 from ..generation.plan import GenerationPlan, PreparedRow
@@ -168,7 +169,7 @@ class ExperimentOrchestrator:
         info = {"name": "custom", "source": "in-memory", "revision": None, **self.dataset_info}
         info["rows"] = len(rows)
         if not info.get("fingerprint"):
-            info["fingerprint"] = stable_hash([[r.row_id, dict(r.row)] for r in rows])
+            info["fingerprint"] = dataset_fingerprint(r.row for r in rows)
         return info
 
     def _misses(
@@ -209,7 +210,10 @@ class ExperimentOrchestrator:
             cell_reports[cell.cell_id] = EvaluationReport.from_records(
                 records, names, cell=cell, duration=duration
             )
-        overall = EvaluationReport.from_records(all_records, names, duration=duration)
+        if len(cell_reports) == 1:  # one cell: the run's report is that cell's, unlabelled
+            overall = dataclasses.replace(next(iter(cell_reports.values())), cell=None)
+        else:
+            overall = EvaluationReport.from_records(all_records, names, duration=duration)
         manifest = build_manifest(
             run_id=run_id,
             experiment=self.experiment,

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from ..core.entities import GenerationError, GenerationRecord, GenerationTask, TokenUsage
 from ._worker import EOF, TaskFeed, read_frame, write_frame
 from .retry import AimdWindow
+from .runner import _shared_loop, take_available
 
 if TYPE_CHECKING:
     from .runner import GenerationRunner
@@ -161,14 +162,13 @@ def prestart(count: int) -> None:
         _POOL.extend(_spawn(count - len(_POOL)))
 
 
-def _take_workers(count: int) -> tuple[list[_Worker], bool]:
-    """``count`` workers (pooled first); True when they came from a prestarted pool."""
+def _take_workers(count: int) -> list[_Worker]:
+    """``count`` workers: pooled ones first, then freshly spawned."""
     with _POOL_LOCK:
         _POOL[:] = [w for w in _POOL if w.alive]
-        pooled = bool(_POOL)
         taken = _POOL[:count]
         del _POOL[:count]
-    return taken + _spawn(count - len(taken)), pooled
+    return taken + _spawn(count - len(taken))
 
 
 def _return_workers(workers: list[_Worker]) -> None:
@@ -196,8 +196,6 @@ class _LocalWorker:
         out: queue.SimpleQueue[Any],
         limit: int | None = None,
     ) -> None:
-        from .runner import _shared_loop
-
         self.window = cap
         self.outstanding: set[int] = set()
         self._loop = _shared_loop()
@@ -293,10 +291,10 @@ def run_in_processes(
     pooled = pool_size()
     if pooled:
         # A prestarted pool: workers only, this process stays free of the client library.
-        remote, _ = _take_workers(min(max(pooled, processes), total))
+        remote = _take_workers(min(max(pooled, processes), total))
         local = None
     else:
-        remote, _ = _take_workers(min(processes, total) - 1)
+        remote = _take_workers(min(processes, total) - 1)
         local = _LocalWorker(runner, total, out, limit=_AUTO_CEILING if auto else None)
     # Shares add up to exactly ``total``: never more requests in flight than asked for.
     shares = [total // len(remote) + (i < total % len(remote)) for i in range(len(remote))]
@@ -347,9 +345,7 @@ def run_in_processes(
             if not alive:
                 yield [_crashed(pending.pop(i), None) for i in sorted(pending)]
                 return
-            item = out.get()
-            while True:
-                worker, payload = item
+            for worker, payload in take_available(out, max_batch):
                 if payload == "ready":
                     worker.ready()
                 elif payload == "rate_limited":
@@ -370,12 +366,6 @@ def run_in_processes(
                     if worker is not local:
                         runner.records_from_workers += 1
                     ready.append(record)
-                if len(ready) >= max_batch:
-                    break
-                try:
-                    item = out.get_nowait()
-                except queue.Empty:
-                    break
             if ready:
                 yield ready
     finally:

@@ -67,6 +67,20 @@ def _shared_loop() -> asyncio.AbstractEventLoop:
         return _LOOP
 
 
+def take_available(out: queue.SimpleQueue[Any], max_items: int) -> list[Any]:
+    """Block for one item, then take whatever else is already queued, up to ``max_items``.
+
+    Nothing waits to fill a batch: under load the items that arrived meanwhile come together.
+    """
+    items = [out.get()]
+    while len(items) < max_items:
+        try:
+            items.append(out.get_nowait())
+        except queue.Empty:
+            break
+    return items
+
+
 async def _aiter(
     tasks: Iterator[GenerationTask] | AsyncIterator[GenerationTask],
 ) -> AsyncIterator[GenerationTask]:
@@ -312,20 +326,13 @@ class GenerationRunner:
             finished = False
             while not finished:
                 batch: list[GenerationRecord] = []
-                item = out.get()
-                while True:
+                for item in take_available(out, max_batch):
                     if item is _DONE:
                         finished = True
-                        break
-                    if isinstance(item, _Crash):
+                    elif isinstance(item, _Crash):
                         raise item.exc
-                    batch.append(item)
-                    if len(batch) >= max_batch:
-                        break
-                    try:
-                        item = out.get_nowait()
-                    except queue.Empty:
-                        break
+                    else:
+                        batch.append(item)
                 if batch:
                     yield batch
         finally:
