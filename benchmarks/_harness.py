@@ -86,6 +86,10 @@ def run_floor(n: int, c: int, url: str) -> dict[str, float]:
     return result
 
 
+#: ``python -m pytest`` quietly, without the cache plugin (no .pytest_cache writes in timed runs).
+PYTEST = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"]
+
+
 def write_gsm8k_jsonl(path: Path, n: int) -> None:
     with path.open("w") as fh:
         for i in range(n):

@@ -24,6 +24,12 @@ def main() -> int:
     parser.add_argument("--rows", type=int, default=2000)
     parser.add_argument("--latency", type=float, default=0.2)
     parser.add_argument("--capacity", type=int, default=40)
+    parser.add_argument(
+        "--fixed",
+        type=int,
+        default=None,
+        help="a fixed window instead of 'auto', to see the client's own ceiling",
+    )
     args = parser.parse_args()
     os.environ.update({k: v for k, v in ENV.items() if k.startswith(("LITELLM", "HF_"))})
     from pytest_themis import evaluate
@@ -38,28 +44,22 @@ def main() -> int:
         for i in range(args.rows)
     ]
     with mock_server(args.latency, max_concurrency=args.capacity) as url:
-        # warm-up: imports and connection pool, not timed
-        evaluate(
-            dataset=rows[:4],
+        common = dict(
             model="openai/mock",
             api_base=url,
             prompt="{q}",
             reference_field="gold",
             metrics=["contains"],
-            storage=None,
         )
+        evaluate(dataset=rows[:4], storage=None, **common)  # warm-up: imports, pool, not timed
         with tempfile.TemporaryDirectory() as cache:
             start = time.perf_counter()
             report = evaluate(
                 dataset=rows,
-                model="openai/mock",
-                api_base=url,
-                prompt="{q}",
-                reference_field="gold",
-                metrics=["contains"],
                 storage=cache,
-                max_parallel="auto",
+                max_parallel=args.fixed or "auto",
                 max_retries=20,
+                **common,
             )
             wall = time.perf_counter() - start
     attempts = sum(r.generation.attempts for r in report.records)
@@ -70,7 +70,8 @@ def main() -> int:
     share_429 = rejected / attempts
     print(
         f"T9: {args.rows} rows, server capacity {args.capacity} in flight x "
-        f"{args.latency}s = {capacity:.0f} req/s"
+        f"{args.latency}s = {capacity:.0f} req/s; window "
+        f"{'fixed at %d' % args.fixed if args.fixed else 'auto'}"
     )
     print(
         f"  wall {wall:.2f} s, throughput {throughput:.1f} req/s = "

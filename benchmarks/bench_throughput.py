@@ -21,7 +21,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from _harness import mock_server, run_floor, run_timed, write_gsm8k_jsonl
+from _harness import PYTEST, mock_server, run_floor, run_timed, write_gsm8k_jsonl
 
 TARGETS = {
     "t1": {"n": 1000, "c": 32, "latency": 0.2, "vs": "floor", "limit": 1.10},
@@ -36,12 +36,7 @@ def themis_run(n: int, c: int, url: str, extra: list[str]) -> float:
         data.mkdir()
         write_gsm8k_jsonl(data / "gsm8k.jsonl", n)
         cmd = [
-            sys.executable,
-            "-m",
-            "pytest",
-            "-q",
-            "-p",
-            "no:cacheprovider",
+            *PYTEST,
             "--themis-preset=gsm8k",
             "--themis-model=openai/mock",
             f"--themis-api-base={url}",

@@ -15,7 +15,7 @@ import tempfile
 import textwrap
 from pathlib import Path
 
-from _harness import mock_server, run_timed
+from _harness import PYTEST, mock_server, run_timed
 
 TEST_FILE = """
 import pytest
@@ -36,12 +36,7 @@ def run(workers: int, rows: int, parallel: int, url: str) -> float:
     with tempfile.TemporaryDirectory() as tmp:
         Path(tmp, "test_cells.py").write_text(textwrap.dedent(TEST_FILE.format(rows=rows)))
         cmd = [
-            sys.executable,
-            "-m",
-            "pytest",
-            "-q",
-            "-p",
-            "no:cacheprovider",
+            *PYTEST,
             "-n",
             str(workers),
             f"--themis-api-base={url}",

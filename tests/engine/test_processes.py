@@ -98,3 +98,25 @@ def test_auto_window_is_shared_across_processes(tmp_path):
         stats = server.stats
     assert not report.failures and report.metric("ExactMatch").mean == 1.0
     assert stats.request_count - len(ROWS) <= 0.2 * stats.request_count
+
+
+@pytest.mark.timeout(180)
+def test_no_hidden_cap_on_requests_in_flight(tmp_path):
+    """max_parallel=256 really puts 256 requests on the wire through litellm (T3's premise)."""
+    rows = [{"id": f"w{i}", "q": f"Wide {i}", "gold": str(i)} for i in range(256)]
+    with OpenAIServer(FaultPlan(latency=1.0)) as server:
+        plan = GenerationPlan(
+            [PromptTemplate("p", "{q}\nEXPECTED: {gold}")],
+            [ModelSpec("openai/mock", "litellm", options={"api_base": server.url})],
+            [SamplingConfig(max_tokens=32)],
+            reference_field="gold",
+        )
+        report = ExperimentOrchestrator(
+            plan,
+            GenerationRunner(max_parallel=256, processes=1),
+            EvaluationPipeline(RegexExtractor(r"####\s*(\S+)"), [ExactMatch()]),
+            CacheManager(ExperimentStorage(tmp_path)),
+        ).run(rows)
+        stats = server.stats
+    assert not report.failures and stats.request_count == 256
+    assert stats.max_in_flight == 256
