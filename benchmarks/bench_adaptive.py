@@ -71,7 +71,7 @@ def main() -> int:
     print(
         f"T9: {args.rows} rows, server capacity {args.capacity} in flight x "
         f"{args.latency}s = {capacity:.0f} req/s; window "
-        f"{'fixed at %d' % args.fixed if args.fixed else 'auto'}"
+        f"{f'fixed at {args.fixed}' if args.fixed else 'auto'}"
     )
     print(
         f"  wall {wall:.2f} s, throughput {throughput:.1f} req/s = "

@@ -125,12 +125,11 @@ class CacheManager:
             ),
         )
 
-    def store(self, record: GenerationRecord) -> None:
-        """Persist a successful generation; errors are never cached as answers."""
-        if self.writes and record.ok and not record.cached:
-            self.storage.set(self.key_for(record.task), record_to_dict(record))
-
     def store_many(self, records: list[GenerationRecord]) -> None:
+        """Persist the successful, freshly generated records in one transaction.
+
+        Errors are never cached as answers.
+        """
         if self.writes:
             items = [
                 (self.key_for(r.task), record_to_dict(r)) for r in records if r.ok and not r.cached
