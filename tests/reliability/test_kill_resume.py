@@ -142,8 +142,11 @@ def _check_resume(door: pytest.Pytester, run: _KilledRun, prompts: dict[str, str
     asked_before = set(killed.requests_by_prompt)
     assert 0 < len(stored) < N, label
     assert {prompts[r] for r in stored} <= asked_before, label
-    # Only what was in flight at the kill is lost.
-    assert len(asked_before) - len(stored) <= PARALLEL, label
+    # Only what was in flight at the kill is lost: at most PARALLEL requests, plus the records
+    # that had come back but were not committed yet. A record frees its slot when it is handed
+    # to the writer, so while one batch commits, up to PARALLEL more requests may start; with
+    # KILL_LATENCY far above a commit, that is at most one more window.
+    assert len(asked_before) - len(stored) <= 2 * PARALLEL, label
 
     server = run.server
     server.set_plan(FaultPlan())  # no latency needed from here on
