@@ -367,6 +367,11 @@ class WorkerPool:
         with self._lock:
             self._host().wait_ready(self.startup_timeout)
 
+    def launch(self) -> None:
+        """Start the host in the background without waiting; the first :meth:`map` waits."""
+        with self._lock:
+            self._host()
+
     def _host(self) -> _Host:
         if self._closed:
             raise RuntimeError("the worker pool was closed; create a new one")

@@ -153,6 +153,11 @@ class EvaluationPipeline:
 
     # -- lifecycle ---------------------------------------------------------------------------
 
+    def prepare(self) -> None:
+        """Let metrics start slow resources (worker processes) while generation runs."""
+        for metric in self.metrics:
+            metric.prepare()
+
     def close(self) -> None:
         """Release metric resources (e.g. math-verify worker processes)."""
         for metric in self.metrics:

@@ -133,6 +133,9 @@ class ExperimentOrchestrator:
                     )
                 )
 
+        prepare = getattr(self.pipeline, "prepare", None)
+        if callable(prepare) and total:
+            prepare()  # e.g. scoring workers start while the first requests are in flight
         for finished in self.runner.run_batches(self._misses(rows, chosen, hits)):
             # Persist first: a finished generation is durable before anything else happens.
             self.cache.store_many(finished)

@@ -53,6 +53,32 @@ def test_counts_metrics_and_cells(tmp_path, rows):
     assert first_cell == [r["id"] for r in rows]
 
 
+class _PreparingPipeline(MatchPipeline):
+    def __init__(self) -> None:
+        self.prepared = 0
+
+    def prepare(self) -> None:
+        self.prepared += 1
+
+
+def test_pipeline_is_prepared_once_before_the_first_request(tmp_path, rows):
+    pipeline = _PreparingPipeline()
+    calls_when_prepared: list[int] = []
+    provider = ScriptedProvider()
+    original = pipeline.prepare
+
+    def prepare() -> None:
+        calls_when_prepared.append(provider.total_calls)
+        original()
+
+    pipeline.prepare = prepare  # type: ignore[method-assign]
+    runner = GenerationRunner(ProviderRouter({"scripted": provider}), retry_base_delay=0.001)
+    cache = CacheManager(ExperimentStorage(tmp_path))
+    ExperimentOrchestrator(_plan(), runner, pipeline, cache).run(rows, run_id="r")
+    assert calls_when_prepared == [0] and provider.total_calls == 200
+    assert pipeline.prepared == 1
+
+
 def test_identical_rerun_makes_no_requests(tmp_path, rows):
     provider = ScriptedProvider()
     storage = ExperimentStorage(tmp_path)

@@ -145,6 +145,21 @@ def test_pool_is_lazy_and_pipeline_close_stops_every_process(make_record: Record
     assert not metric.pool.started  # a later batch would start a fresh pool
 
 
+def test_prepare_launches_the_pool_in_the_background(make_record: RecordFactory) -> None:
+    metric = MathVerifyAccuracy(timeout=TIMEOUT, workers=1)
+    pipeline = EvaluationPipeline(MathVerifyExtractor(), [metric])
+    try:
+        pipeline.prepare()
+        pid = metric.pool.host_pid
+        assert pid is not None and not _group_gone(pid)
+        (hard,) = pipeline.evaluate([make_record("It is \\boxed{2\\sqrt{2}}", "\\sqrt{8}")])
+        assert hard.scores["MathVerifyAccuracy"].value == 1.0
+        assert metric.pool.host_pid == pid  # the launched host served the batch
+    finally:
+        pipeline.close()
+    assert _group_gone(pid)
+
+
 def test_missing_reference_names_the_row(make_record: RecordFactory) -> None:
     metric = MathVerifyAccuracy(timeout=TIMEOUT)
     with pytest.raises(MetricItemError):

@@ -68,6 +68,12 @@ class Metric(ABC):
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, **self.params()}
 
+    def prepare(self) -> None:  # noqa: B027 - optional hook, deliberately a no-op
+        """Start slow resources in the background (called before generation begins).
+
+        Must not block: the first :meth:`score_batch` is the place to wait for them.
+        """
+
     def close(self) -> None:  # noqa: B027 - optional hook, deliberately a no-op
         """Release resources (worker processes, clients). Safe to call more than once."""
 

@@ -56,6 +56,10 @@ class MathVerifyAccuracy(Metric):
                 self._pool = WorkerPool(_HANDLER, self.workers or default_size())
             return self._pool
 
+    def prepare(self) -> None:
+        """Launch the worker processes now, so their start-up overlaps generation."""
+        self.pool.launch()
+
     def compute(self, prediction: str, reference: Any) -> MetricScore:
         return self.score_batch([(prediction, reference)])[0]
 
