@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from ..core.entities import GenerationError, GenerationRecord, GenerationTask, TokenUsage
 from ._worker import EOF, TaskFeed, read_frame, write_frame
 from .retry import AimdWindow
-from .runner import _shared_loop, take_available
+from .runner import _DONE, _Crash, _shared_loop, take_available
 
 if TYPE_CHECKING:
     from .runner import GenerationRunner
@@ -275,13 +275,61 @@ def run_in_processes(
     This process starts sending at once with the whole concurrency budget; each worker process
     takes an equal share of it as soon as it reports ready, so a worker's start-up (the
     litellm import) never delays the first requests.
+
+    Tasks are handed out on a thread of their own, so a freed slot is refilled at once, however
+    long the caller spends on a batch (writing it to the cache, scoring it).
     """
+    results: queue.SimpleQueue[Any] = queue.SimpleQueue()
+    out: queue.SimpleQueue[Any] = queue.SimpleQueue()
+    stop = threading.Event()
+
+    def dispatch() -> None:
+        try:
+            for batch in _dispatch(runner, tasks, processes, max_batch, out, stop):
+                results.put(batch)
+        except BaseException as exc:  # noqa: BLE001 - handed to the consumer thread
+            results.put(_Crash(exc))
+        finally:
+            results.put(_DONE)
+
+    thread = threading.Thread(target=dispatch, name="themis-dispatch", daemon=True)
+    thread.start()
+    try:
+        finished = False
+        while not finished:
+            merged: list[GenerationRecord] = []
+            for item in take_available(results, max_batch):
+                if item is _DONE:
+                    finished = True
+                elif isinstance(item, _Crash):
+                    raise item.exc
+                else:
+                    merged.extend(item)
+            if merged:
+                yield merged
+    finally:
+        stop.set()
+        out.put((None, _STOP))  # wakes the dispatcher if it is waiting for worker output
+        thread.join()
+
+
+_STOP = "stop"
+
+
+def _dispatch(
+    runner: GenerationRunner,
+    tasks: Iterable[GenerationTask],
+    processes: int,
+    max_batch: int,
+    out: queue.SimpleQueue[Any],
+    stop: threading.Event,
+) -> Iterator[list[GenerationRecord]]:
+    """The hand-out loop of :func:`run_in_processes`; ``out`` carries the workers' output."""
     auto = runner.max_parallel == "auto"
     total = _AUTO_CEILING if auto else int(runner.max_parallel)
     # With "auto" one AIMD window here spans every process (a controller per process would
     # overshoot together); workers get a large fixed limit and report each 429.
     window = AimdWindow(maximum=_AUTO_CEILING) if auto else None
-    out: queue.SimpleQueue[Any] = queue.SimpleQueue()
     config = {
         "max_retries": runner.max_retries,
         "timeout": runner.timeout,
@@ -310,7 +358,7 @@ def run_in_processes(
     exhausted = False
     next_index = 0
     try:
-        while True:
+        while not stop.is_set():
             ready: list[GenerationRecord] = []
             if window is not None:
                 _split_window(int(window.limit), [w for w in workers if w in alive])
@@ -346,6 +394,8 @@ def run_in_processes(
                 yield [_crashed(pending.pop(i), None) for i in sorted(pending)]
                 return
             for worker, payload in take_available(out, max_batch):
+                if payload == _STOP and worker is None:
+                    return
                 if payload == "ready":
                     worker.ready()
                 elif payload == "rate_limited":

@@ -120,3 +120,22 @@ def test_no_hidden_cap_on_requests_in_flight(tmp_path):
         stats = server.stats
     assert not report.failures and stats.request_count == 256
     assert stats.max_in_flight == 256
+
+
+@pytest.mark.timeout(180)
+def test_a_slow_consumer_does_not_hold_back_requests():
+    with OpenAIServer(FaultPlan(latency=0.05)) as server:
+        plan = GenerationPlan(
+            [PromptTemplate("p", "{q}\nEXPECTED: {gold}")],
+            [ModelSpec("openai/mock", "litellm", options={"api_base": server.url})],
+            [SamplingConfig(max_tokens=32)],
+            reference_field="gold",
+        )
+        tasks = list(plan.iter_tasks(plan.prepare(ROWS[:60]), plan.cells))
+        batches = GenerationRunner(max_parallel=4, processes=2).run_batches(tasks)
+        first = next(batches)
+        # The caller is still busy with its first batch (it has not asked for the next one);
+        # the remaining requests must go out meanwhile, well beyond any prefetched share.
+        assert server.wait_for_requests(len(tasks), timeout=60)
+        records = first + [record for batch in batches for record in batch]
+    assert len(records) == len(tasks) and not [r for r in records if r.error]
