@@ -16,7 +16,7 @@ import sys
 import tempfile
 import time
 
-from _harness import ENV, mock_server
+from _harness import DEFAULT_MODEL, ENV, mock_server
 
 
 def main() -> int:
@@ -30,6 +30,7 @@ def main() -> int:
         default=None,
         help="a fixed window instead of 'auto', to see the client's own ceiling",
     )
+    parser.add_argument("--model", default=DEFAULT_MODEL, help="model name sent to the server")
     args = parser.parse_args()
     os.environ.update({k: v for k, v in ENV.items() if k.startswith(("LITELLM", "HF_"))})
     from pytest_themis import evaluate
@@ -45,7 +46,7 @@ def main() -> int:
     ]
     with mock_server(args.latency, max_concurrency=args.capacity) as url:
         common = dict(
-            model="openai/mock",
+            model=args.model,
             api_base=url,
             prompt="{q}",
             reference_field="gold",
@@ -71,7 +72,7 @@ def main() -> int:
     print(
         f"T9: {args.rows} rows, server capacity {args.capacity} in flight x "
         f"{args.latency}s = {capacity:.0f} req/s; window "
-        f"{f'fixed at {args.fixed}' if args.fixed else 'auto'}"
+        f"{f'fixed at {args.fixed}' if args.fixed else 'auto'}; model {args.model}"
     )
     print(
         f"  wall {wall:.2f} s, throughput {throughput:.1f} req/s = "

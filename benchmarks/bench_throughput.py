@@ -21,7 +21,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from _harness import PYTEST, mock_server, run_floor, run_timed, write_gsm8k_jsonl
+from _harness import DEFAULT_MODEL, PYTEST, mock_server, run_floor, run_timed, write_gsm8k_jsonl
 
 TARGETS = {
     "t1": {"n": 1000, "c": 32, "latency": 0.2, "vs": "floor", "limit": 1.10},
@@ -30,7 +30,7 @@ TARGETS = {
 }
 
 
-def themis_run(n: int, c: int, url: str, extra: list[str]) -> float:
+def themis_run(n: int, c: int, url: str, model: str) -> float:
     with tempfile.TemporaryDirectory() as tmp:
         data = Path(tmp) / "data"
         data.mkdir()
@@ -38,13 +38,12 @@ def themis_run(n: int, c: int, url: str, extra: list[str]) -> float:
         cmd = [
             *PYTEST,
             "--themis-preset=gsm8k",
-            "--themis-model=openai/mock",
+            f"--themis-model={model}",
             f"--themis-api-base={url}",
             f"--themis-data-dir={data}",
             f"--themis-max-parallel={c}",
             f"--themis-cache-dir={Path(tmp) / 'cache'}",
             "--themis-max-errors=0",
-            *extra,
         ]
         wall, done = run_timed(cmd, cwd=Path(tmp))
         if done.returncode != 0:
@@ -58,12 +57,12 @@ def themis_run(n: int, c: int, url: str, extra: list[str]) -> float:
 
 WARM_RUN = r"""
 import json, os, sys, tempfile, time
-n, c, url = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+n, c, url, model = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4]
 from pytest_themis import evaluate
 from pytest_themis.generation import processes
 processes.prestart(processes.default_processes())
 rows = [{"id": i, "q": f"Question {i}: what is {i} + {i}?", "gold": str(2 * i)} for i in range(n)]
-common = dict(model="openai/mock", api_base=url, prompt="{q}", reference_field="gold",
+common = dict(model=model, api_base=url, prompt="{q}", reference_field="gold",
               metrics=["contains"], max_parallel=c)
 evaluate(dataset=rows[:8], storage=None, **common)  # warm: imports done, workers ready
 start = time.perf_counter()
@@ -73,7 +72,7 @@ print(json.dumps({"wall": wall, "errors": len(report.failures), "n": len(report.
 """
 
 
-def warm_run(n: int, c: int, url: str) -> float:
+def warm_run(n: int, c: int, url: str, model: str) -> float:
     """Generation wall time of ``evaluate()`` with start-up (imports, worker pool) excluded."""
     import json
     import subprocess
@@ -81,7 +80,7 @@ def warm_run(n: int, c: int, url: str) -> float:
     from _harness import ENV
 
     done = subprocess.run(
-        [sys.executable, "-c", WARM_RUN, str(n), str(c), url],
+        [sys.executable, "-c", WARM_RUN, str(n), str(c), url, model],
         env=ENV,
         capture_output=True,
         text=True,
@@ -97,6 +96,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("target", choices=sorted(TARGETS))
     parser.add_argument("--repeat", type=int, default=1, help="alternate runs, report the best")
+    parser.add_argument("--model", default=DEFAULT_MODEL, help="model name sent by both sides")
     args = parser.parse_args()
     spec = TARGETS[args.target]
     n, c, latency = spec["n"], spec["c"], spec["latency"]
@@ -105,10 +105,10 @@ def main() -> int:
     with mock_server(latency) as url:
         for _ in range(args.repeat):
             if spec["vs"] == "floor":
-                floors.append(run_floor(n, c, url)["wall_s"])
-            ours.append(themis_run(n, c, url, []))
+                floors.append(run_floor(n, c, url, args.model)["wall_s"])
+            ours.append(themis_run(n, c, url, args.model))
     best = min(ours)
-    print(f"{args.target.upper()}: N={n} C={c} latency={latency}s")
+    print(f"{args.target.upper()}: N={n} C={c} latency={latency}s model={args.model}")
     print(f"  pytest-themis wall: {best:.2f} s  (runs: {', '.join(f'{x:.2f}' for x in ours)})")
     if spec["vs"] == "floor":
         floor = min(floors)
@@ -121,8 +121,8 @@ def main() -> int:
         ratio = best / floor
         print(f"  latency bound ceil(N/C) x latency: {floor:.2f} s; end-to-end ratio {ratio:.3f}")
         with mock_server(latency) as url:
-            warm = warm_run(n, c, url)
-            plain = run_floor(n, c, url)
+            warm = warm_run(n, c, url, args.model)
+            plain = run_floor(n, c, url, args.model)
         ratio = warm / floor
         print(f"  generation phase (evaluate(), start-up excluded): {warm:.2f} s")
         print(
