@@ -1,28 +1,23 @@
 """The pytest door of pytest-themis: options, the ``themis`` marker, fixtures and reporting.
 
-Registered through the ``pytest11`` entry point. This module imports only pytest and the standard
-library; the engine is imported the first time a run uses themis (``--themis-preset``, a test
-marked ``@pytest.mark.themis`` or one requesting a ``themis_*`` result fixture). A test suite that
-does not use themis pays for two small module imports and nothing else: no engine import, no
-folder, no output.
+Registered through the ``pytest11`` entry point, so every pytest run imports this module: it holds
+only thin hooks and the fixtures (which pytest must see to list and override them). Plain runs
+import nothing more than the option table (``_pytest/flags.py``). Everything else, from option
+parsing to the engine, is imported the first time a run uses themis: a ``--themis-*`` flag or ini
+key, a test marked ``@pytest.mark.themis`` or one requesting a ``themis_*`` result fixture. A test
+suite that does not use themis gets no engine import, no folder and no output.
 """
 
 from __future__ import annotations
 
-import json
-import secrets
 import sys
-import time
-from collections.abc import Generator
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
 if TYPE_CHECKING:  # pragma: no cover
     from ._pytest.items import ThemisCase
-    from ._pytest.options import ThemisOptions
-    from ._pytest.session import ThemisSession
+    from ._pytest.state import ThemisState
 
 __all__ = [
     "themis_cell",
@@ -36,131 +31,45 @@ __all__ = [
     "themis_storage",
 ]
 
-_CASE = "_themis_case"
-_RESULT_FIXTURES = ("themis_cell", "themis_report", "themis_sample")
-_RESULT_PROPERTY = "themis_result"
+_RESULT_FIXTURES = frozenset({"themis_cell", "themis_report", "themis_sample"})
 _MARKER_HELP = (
     "themis(dataset=..., prompts=..., models=..., sampling=..., pipeline=..., metrics=..., "
     "extractor=..., reference_field=..., id_field=..., limit=..., epochs=..., per_sample=False): "
     "evaluate an LLM; the test is parametrized per model x prompt x sampling cell"
 )
 
-
-class _State:
-    """What the plugin keeps in ``config.stash``; the heavy session is created on demand."""
-
-    def __init__(self, config: pytest.Config, options: ThemisOptions, run_id: str) -> None:
-        self.config = config
-        self.options = options
-        self.run_id = run_id
-        self.usage_errors: list[str] = []
-        self.results: dict[str, dict[str, Any]] = {}
-        self.manifest_path: Path | None = None
-        self.manifest_error: str | None = None
-        self._session: ThemisSession | None = None
-
-    @property
-    def session(self) -> ThemisSession:
-        if self._session is None:
-            from ._pytest.session import ThemisSession
-
-            self._session = ThemisSession(self.config, self.options, self.run_id)
-        return self._session
-
-    # Registered as a plugin object, so these hooks see this run's state.
-
-    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        """Collect cell results attached to reports (by this process or an xdist worker)."""
-        for prop in report.user_properties:
-            if len(prop) == 2 and prop[0] == _RESULT_PROPERTY:
-                result = json.loads(str(prop[1]))
-                known = self.results.get(result["key"])
-                # a second xdist worker re-reading a cell from the cache does not replace the
-                # result of the worker that generated it
-                if known is None or result.get("generated", 0) > known.get("generated", 0):
-                    self.results[result["key"]] = result
-
-    def pytest_sessionfinish(self, session: pytest.Session) -> None:
-        if self._session is not None:
-            self._session.close()
-        if hasattr(self.config, "workerinput") or not self.results:
-            return
-        from ._pytest.summary import write_manifest
-
-        self.manifest_path, self.manifest_error = write_manifest(
-            list(self.results.values()), self.run_id, self.options.manifest_path
-        )
-
-    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
-        if not self.results or hasattr(self.config, "workerinput"):
-            return
-        from ._pytest.summary import format_table
-
-        terminalreporter.section("themis")
-        ordered = sorted(self.results.values(), key=lambda r: (r["experiment"], r["cell_id"]))
-        for line in format_table(ordered):
-            terminalreporter.write_line(line)
-        if self.manifest_path is not None:
-            terminalreporter.write_line(f"themis manifest: {self.manifest_path}")
-        if self.manifest_error:
-            terminalreporter.write_line(f"themis manifest not written: {self.manifest_error}")
-
-
-_STATE = pytest.StashKey[_State]()
+STATE_KEY = pytest.StashKey["ThemisState"]()
 #: The cell outcome an item read, and result JSON waiting to be attached to its next report.
 OUTCOME_KEY = pytest.StashKey[Any]()
 PENDING_KEY = pytest.StashKey[list[str]]()
 
 
-def _state(config: pytest.Config) -> _State:
-    return config.stash[_STATE]
+def _state(config: pytest.Config) -> ThemisState:
+    """This run's :class:`ThemisState`, started on first use."""
+    state = config.stash.get(STATE_KEY, None)
+    if state is None:
+        from ._pytest.state import start_state
 
-
-def _new_run_id() -> str:
-    return time.strftime("pytest-%Y%m%dT%H%M%SZ", time.gmtime()) + "-" + secrets.token_hex(3)
+        state = config.stash[STATE_KEY] = start_state(config)
+    return state
 
 
 # -- hooks: setup ---------------------------------------------------------------------------------
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    from ._pytest.options import add_options
+    from ._pytest.flags import add_options
 
     add_options(parser)
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    from ._pytest.options import resolve_options
-
+    """Register the marker; start themis now only if a flag or ini key asks for it."""
     config.addinivalue_line("markers", _MARKER_HELP)
-    options = resolve_options(config)
-    workerinput = getattr(config, "workerinput", None)
-    run_id = options.cli.get("run_id")
-    if workerinput is not None and workerinput.get("themis_run_id"):
-        run_id = workerinput["themis_run_id"]
-    state = _State(config, options, run_id or _new_run_id())
-    config.stash[_STATE] = state
-    config.pluginmanager.register(state, "themis-state")
-    _prestart_generation_workers(config, options)
+    from ._pytest.flags import options_given
 
-
-def _prestart_generation_workers(config: pytest.Config, options: ThemisOptions) -> None:
-    """Start litellm worker processes now, so their imports overlap with collection.
-
-    Only for a run that names litellm models on the command line or in the ini file, in a
-    process that will generate itself (not under xdist, which spreads the work already) and
-    that may send requests (not ``--themis-cache=replay``).
-    """
-    if hasattr(config, "workerinput") or config.getoption("numprocesses", None):
-        return
-    models = options.cli_models or options.ini_models
-    litellm_models = [m for m in models if not m.startswith(("fake:", "python:"))]
-    if not litellm_models or options.cache_mode == "replay":
-        return
-    from .generation.processes import default_processes, prestart
-
-    if default_processes() > 1:
-        prestart(default_processes())
+    if options_given(config):
+        _state(config)  # checks ini values, prestarts generation workers for litellm models
 
 
 @pytest.hookimpl(optionalhook=True)
@@ -172,21 +81,22 @@ def pytest_configure_node(node: Any) -> None:
 # -- hooks: collection ----------------------------------------------------------------------------
 
 
-def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
-    """``pytest --themis-preset=NAME`` with no paths runs the benchmark alone, not testpaths."""
-    state = config.stash.get(_STATE, None)
-    if state is None or not state.options.presets:
-        return None
-    if config.args_source == pytest.Config.ArgsSource.ARGS:
-        return None
-    return True
+def _marked(node: Any) -> bool:
+    """Whether ``node`` or a parent carries the ``themis`` marker.
+
+    What ``node.get_closest_marker("themis") is not None`` answers, without its generator
+    chain: this runs for every test function of every run, themis or not.
+    """
+    while node is not None:
+        for mark in node.own_markers:
+            if mark.name == "themis":
+                return True
+        node = node.parent
+    return False
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    names = metafunc.fixturenames
-    if metafunc.definition.get_closest_marker("themis") is None and not any(
-        name in names for name in _RESULT_FIXTURES
-    ):
+    if _RESULT_FIXTURES.isdisjoint(metafunc.fixturenames) and not _marked(metafunc.definition):
         return
     state = _state(metafunc.config)
     from ._pytest.parametrize import parametrize
@@ -197,62 +107,13 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         state.usage_errors.append(str(exc))
 
 
-@pytest.hookimpl(tryfirst=True)
-def pytest_collection_modifyitems(
-    session: pytest.Session, config: pytest.Config, items: list[pytest.Item]
-) -> None:
-    state = _state(config)
-    if state.usage_errors:
-        raise pytest.UsageError("\n".join(state.usage_errors))
-    if not state.options.presets:
-        return
-    from ._pytest.preset_items import preset_items
-
-    items.extend(preset_items(session, state.session))
-
-
-# -- hooks: running -------------------------------------------------------------------------------
-
-
-@pytest.hookimpl(wrapper=True)
-def pytest_runtest_call(item: pytest.Item) -> Generator[None, Any, Any]:
-    """Apply the error budget before a themis test body runs and the gates after it passed."""
-    from_marker = _CASE in getattr(item, "fixturenames", ())
-    if not from_marker:
-        return (yield)
-    outcome = item.stash.get(OUTCOME_KEY, None)
-    case = item.callspec.params.get(_CASE) if hasattr(item, "callspec") else None
-    if outcome is None or case is None:
-        return (yield)
-    from ._pytest import items as themis_items
-
-    options = _state(item.config).options
-    if not case.per_sample:
-        themis_items.check_errors(outcome, options.max_errors)
-    result = yield
-    if not case.per_sample and options.fail_under:
-        themis_items.check_gates(outcome, options.fail_under, options.gate)
-    return result
-
-
-@pytest.hookimpl(wrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
-    """Ship cell results computed during this phase to the controller inside the report."""
-    report = yield
-    pending = item.stash.get(PENDING_KEY, None)
-    if pending:
-        report.user_properties.extend((_RESULT_PROPERTY, text) for text in pending)
-        pending.clear()
-    return report
-
-
 # -- hooks: session end ---------------------------------------------------------------------------
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
-    state = config.stash.get(_STATE, None)
-    if state is not None and config.pluginmanager.is_registered(state):
-        config.pluginmanager.unregister(state)
+    state = config.stash.get(STATE_KEY, None)
+    if state is not None:
+        state.close()
     # Prestarted generation workers end with the session, not at interpreter exit.
     processes = sys.modules.get("pytest_themis.generation.processes")
     if processes is not None:

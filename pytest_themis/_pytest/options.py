@@ -1,9 +1,9 @@
-"""Command-line flags and ini keys of the plugin, with strict parsers.
+"""Strict parsers of the plugin's flags and ini keys, and the resolved :class:`ThemisOptions`.
 
-This module is imported by every pytest run that has the plugin installed, so it uses only the
-standard library and pytest. Values are parsed when pytest reads the command line; ini values are
-parsed by :func:`resolve_options`. Every bad value raises :class:`pytest.UsageError` naming the flag
-or ini key and the accepted format.
+The flags are declared in :mod:`.flags`, which every pytest run imports; this module is imported
+only when a run uses themis or gives a ``--themis-*`` flag. Command-line values are parsed when
+pytest reads the command line; ini values are parsed by :func:`resolve_options`. Every bad value
+raises :class:`pytest.UsageError` naming the flag or ini key and the accepted format.
 """
 
 from __future__ import annotations
@@ -17,15 +17,18 @@ from typing import Any
 
 import pytest
 
+from .flags import FLAGS
+
 __all__ = [
     "CACHE_MODES",
     "DEFAULT_CACHE_DIR",
     "GATE_MODES",
+    "PARSERS",
     "FailUnder",
     "ThemisOptions",
-    "add_options",
-    "resolve_options",
     "parse_fail_under",
+    "parse_value",
+    "resolve_options",
 ]
 
 CACHE_MODES = ("use", "refresh", "off", "replay")
@@ -151,98 +154,27 @@ def parse_fail_under(raw: str, where: str = "--themis-fail-under") -> FailUnder:
     return FailUnder(metric or None, value)
 
 
-@dataclass(frozen=True)
-class _Spec:
-    dest: str  # attribute on config.option and key of ThemisOptions values
-    flag: str | None
-    ini: str | None
-    make_parser: Callable[[str], Parser] | None
-    help: str
-    metavar: str | None = None
-    append: bool = False
-    ini_type: str = "string"
-
-
-_SPECS: tuple[_Spec, ...] = (
-    _Spec("preset", "--themis-preset", "themis_presets", _text_parser,
-          "run a built-in benchmark as synthesized test items (repeatable): demo, gsm8k, math500",
-          "NAME", append=True, ini_type="args"),
-    _Spec("model", "--themis-model", "themis_models", _text_parser,
-          "model to evaluate, replacing the models of every themis test (repeatable): "
-          "provider/model for litellm, fake:NAME, python:pkg.mod:fn", "ID", append=True,
-          ini_type="args"),
-    _Spec("api_base", "--themis-api-base", "themis_api_base", _url_parser,
-          "base URL of an OpenAI-compatible endpoint for litellm models", "URL"),
-    _Spec("limit", "--themis-limit", "themis_limit", lambda w: _int_parser(w, 1),
-          "evaluate only the first N dataset rows", "N"),
-    _Spec("epochs", "--themis-epochs", "themis_epochs", lambda w: _int_parser(w, 1),
-          "samples generated per row and cell", "N"),
-    _Spec("max_parallel", "--themis-max-parallel", "themis_max_parallel", _parallel_parser,
-          "requests in flight at once (integer or 'auto')", "N"),
-    _Spec("max_retries", "--themis-max-retries", "themis_max_retries",
-          lambda w: _int_parser(w, 0), "retries of a transient provider error", "N"),
-    _Spec("timeout", "--themis-timeout", "themis_timeout",
-          lambda w: _float_parser(w, positive=True), "per-request timeout in seconds", "S"),
-    _Spec("cache", "--themis-cache", "themis_cache", lambda w: _choice_parser(w, CACHE_MODES),
-          "generation cache: use (default), refresh, off, replay (read only; a miss fails)",
-          "{use,refresh,off,replay}"),
-    _Spec("cache_dir", "--themis-cache-dir", "themis_cache_dir", _text_parser,
-          f"generation cache folder (default: <rootdir>/{DEFAULT_CACHE_DIR})", "DIR"),
-    _Spec("data_dir", "--themis-data-dir", "themis_data_dir", _text_parser,
-          "folder with local benchmark copies (<preset>.jsonl)", "DIR"),
-    _Spec("fail_under", "--themis-fail-under", "themis_fail_under",
-          lambda w: lambda raw: parse_fail_under(raw, w),
-          "fail a cell whose metric is below VALUE; bare VALUE gates the primary metric "
-          "(repeatable)", "[METRIC=]VALUE", append=True, ini_type="args"),
-    _Spec("gate", "--themis-gate", "themis_gate", lambda w: _choice_parser(w, GATE_MODES),
-          "compare gates against the mean (point) or the lower 95%% CI bound (lower)",
-          "{point,lower}"),
-    _Spec("max_errors", "--themis-max-errors", "themis_max_errors",
-          lambda w: _int_parser(w, 0),
-          "generation errors tolerated per cell before its items fail (default 0)", "N"),
-    _Spec("manifest", "--themis-manifest", "themis_manifest", _text_parser,
-          "where to write the run manifest JSON (default: <cache dir>/manifest.json)", "PATH"),
-    _Spec("run_id", "--themis-run-id", None, _run_id_parser,
-          "id of this run in the manifest (default: generated)", "ID"),
-    _Spec("max_cost_usd", "--themis-max-cost-usd", "themis_max_cost_usd",
-          lambda w: _float_parser(w, positive=True),
-          "stop sending requests once this many dollars were spent", "X"),
-)  # fmt: skip
+#: Parser factories by the ``kind`` column of :data:`.flags.FLAGS`; each takes the name shown in
+#: error messages (the flag or ``ini option <key>``).
+PARSERS: dict[str, Callable[[str], Parser]] = {
+    "text": _text_parser,
+    "url": _url_parser,
+    "count": lambda where: _int_parser(where, 1),
+    "natural": lambda where: _int_parser(where, 0),
+    "parallel": _parallel_parser,
+    "positive": lambda where: _float_parser(where, positive=True),
+    "cache": lambda where: _choice_parser(where, CACHE_MODES),
+    "gate": lambda where: _choice_parser(where, GATE_MODES),
+    "fail_under": lambda where: lambda raw: parse_fail_under(raw, where),
+    "run_id": _run_id_parser,
+}
 
 _DEFAULTS: dict[str, Any] = {"gate": "point", "max_errors": 0, "cache": "use"}
 
 
-def _cli_parser(spec: _Spec) -> Parser:
-    assert spec.make_parser is not None and spec.flag is not None
-    return spec.make_parser(spec.flag)
-
-
-def add_options(parser: pytest.Parser) -> None:
-    """Register the ``themis`` option group and its ini keys."""
-    group = parser.getgroup("themis", "LLM evaluations (pytest-themis)")
-    for spec in _SPECS:
-        if spec.flag is not None:
-            group.addoption(
-                spec.flag,
-                dest=f"themis_{spec.dest}",
-                action="append" if spec.append else "store",
-                default=[] if spec.append else None,
-                type=_cli_parser(spec),
-                metavar=spec.metavar,
-                help=spec.help,
-            )
-        if spec.ini is not None:
-            ini_type: Any = spec.ini_type
-            parser.addini(spec.ini, help=spec.help.replace("%%", "%"), type=ini_type, default=None)
-
-
-def themis_flags_given(config: pytest.Config) -> bool:
-    """True when any ``--themis-*`` flag was given on the command line."""
-    for spec in _SPECS:
-        value = getattr(config.option, f"themis_{spec.dest}", None)
-        if value not in (None, []):
-            return True
-    return False
+def parse_value(kind: str, where: str, raw: str) -> Any:
+    """Parse one value of an option of parser ``kind``; ``where`` names it in errors."""
+    return PARSERS[kind](where)(raw)
 
 
 @dataclass
@@ -319,21 +251,21 @@ def resolve_options(config: pytest.Config) -> ThemisOptions:
     """Collect flags (already parsed by argparse) and parse the ini keys strictly."""
     cli: dict[str, Any] = {}
     ini: dict[str, Any] = {}
-    for spec in _SPECS:
-        value = getattr(config.option, f"themis_{spec.dest}", None)
+    for dest, ini_key, kind, many, *_ in FLAGS:
+        value = getattr(config.option, f"themis_{dest}", None)
         if value not in (None, []):
-            cli[spec.dest] = value
-        if spec.ini is None or spec.make_parser is None:
+            cli[dest] = value
+        if ini_key is None:
             continue
-        raw = config.getini(spec.ini)
+        raw = config.getini(ini_key)
         if raw in (None, "", []):
             continue
-        parse = spec.make_parser(f"ini option {spec.ini}")
-        if spec.append:
+        parse = PARSERS[kind](f"ini option {ini_key}")
+        if many:
             items = raw if isinstance(raw, list) else str(raw).split()
-            ini[spec.dest] = [parse(item) for item in items]
+            ini[dest] = [parse(item) for item in items]
         else:
-            ini[spec.dest] = parse(raw)
+            ini[dest] = parse(raw)
     inipath = getattr(config, "inipath", None)
     return ThemisOptions(
         cli=cli,

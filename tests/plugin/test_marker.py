@@ -201,3 +201,63 @@ def test_themis_fixture_outside_themis_test_fails_clearly(pytester: pytest.Pytes
     result = pytester.runpytest(*base_args(pytester))
     result.assert_outcomes(errors=1)
     result.stdout.fnmatch_lines(["*themis_dataset is only available to themis tests*"])
+
+
+def test_module_and_class_markers_parametrize_their_tests(pytester: pytest.Pytester) -> None:
+    marker = (
+        'pytest.mark.themis(dataset=[{"id": "r1", "q": "1+1", "a": "2"}], prompts="{q}", '
+        'models=["fake:fake-oracle", "fake:other"], reference_field="a", metrics=["exact_match"])'
+    )
+    pytester.makepyfile(
+        test_module=f"import pytest\n\npytestmark = {marker}\n\n"
+        "def test_by_module(themis_cell):\n    pass\n",
+        test_class=f"import pytest\n\n@{marker}\nclass TestMarked:\n"
+        "    def test_by_class(self, themis_cell):\n        pass\n\n"
+        "def test_unmarked():\n    pass\n",
+    )
+    result = pytester.runpytest(*base_args(pytester), "--collect-only", "-q")
+    ids = sorted(line for line in result.stdout.lines if "::" in line)
+    assert ids == [
+        "test_class.py::TestMarked::test_by_class[fake-oracle-prompt-t0]",
+        "test_class.py::TestMarked::test_by_class[other-prompt-t0]",
+        "test_class.py::test_unmarked",
+        "test_module.py::test_by_module[fake-oracle-prompt-t0]",
+        "test_module.py::test_by_module[other-prompt-t0]",
+    ], result.stdout.str()
+
+
+def test_class_marker_is_seen_on_a_test_without_result_fixtures(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.themis(dataset=[{"q": "1+1", "a": "2"}], prompts="{q}", models="fake:x")
+        class TestMarked:
+            def test_forgot_the_fixture(self):
+                pass
+        """
+    )
+    # no themis flag: themis starts during collection and still reports at its end
+    result = pytester.runpytest("-p", "no:cacheprovider")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*test_forgot_the_fixture: a test marked * must request*"])
+
+
+def test_error_budget_applies_when_themis_starts_during_collection(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makepyfile(
+        """
+        import pytest
+        from pytest_themis.core.entities import ModelSpec
+
+        @pytest.mark.themis(dataset=[{"q": "1+1", "a": "2"}], prompts="{q}",
+                            models=[ModelSpec("fake-oracle", "fake", options={"error": "auth"})],
+                            reference_field="a", metrics=["exact_match"])
+        def test_errors(themis_report):
+            pass
+        """
+    )
+    result = pytester.runpytest("-p", "no:cacheprovider")  # no themis flag or ini key
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*1 of 1 generation(s) failed*--themis-max-errors=0*"])

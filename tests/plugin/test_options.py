@@ -111,3 +111,38 @@ def test_unknown_preset_is_usage_error(pytester: pytest.Pytester) -> None:
     result = pytester.runpytest(*base_args(pytester), "--themis-preset=nosuch")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*--themis-preset nosuch*"])
+
+
+def test_every_flag_has_a_parser_a_help_line_and_its_ini_key(pytester: pytest.Pytester) -> None:
+    from pytest_themis._pytest.flags import FLAGS, flag_name
+    from pytest_themis._pytest.options import PARSERS
+
+    assert {kind for _, _, kind, *_ in FLAGS} <= set(PARSERS)
+    out = pytester.runpytest("--help").stdout.str()
+    for dest, ini, *_ in FLAGS:
+        assert flag_name(dest) in out, dest
+        if ini is not None:
+            assert f"{ini} (" in out, ini  # the ini section lists "name (type):"
+
+
+def test_good_ini_values_are_parsed_like_flags(pytester: pytest.Pytester) -> None:
+    pytester.makeini(
+        "[pytest]\nthemis_max_parallel = auto\nthemis_fail_under = ExactMatch=0.5 0.7\n"
+        "themis_timeout = 2.5\nthemis_models = fake:a fake:b\n"
+    )
+    pytester.makeconftest(
+        """
+        def pytest_collection_finish(session):
+            from pytest_themis.plugin import STATE_KEY
+
+            options = session.config.stash[STATE_KEY].options
+            print("PARSED", options.ini["max_parallel"], options.ini["timeout"],
+                  options.ini_models, [g.describe() for g in options.fail_under])
+        """
+    )
+    pytester.makepyfile("def test_ok():\n    pass\n")
+    result = pytester.runpytest(*base_args(pytester), "-s")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(
+        ["PARSED auto 2.5 ['fake:a', 'fake:b'] ['ExactMatch >= 0.5', '<primary metric> >= 0.7']"]
+    )

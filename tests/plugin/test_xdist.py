@@ -67,3 +67,15 @@ def test_cell(themis_report):
     prompts = calls(call_log)
     assert sorted(prompts) == sorted(f"{i}+{i}" for i in range(5))
     result.stdout.fnmatch_lines(["*themis*", "*answer-prompt-t0*ExactMatch 1.000*"])
+
+
+def test_workers_report_to_the_controller_without_any_themis_option(
+    pytester: pytest.Pytester,
+) -> None:
+    """No flag or ini key: the controller starts themis when it starts its first worker."""
+    pytester.makepyfile(test_one="START = 0\n" + FAKE_SWEEP, test_two="START = 100\n" + FAKE_SWEEP)
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-n", "2")
+    result.assert_outcomes(passed=16)
+    result.stdout.fnmatch_lines(["*themis*", "themis manifest: *"])
+    manifest = read_manifest(pytester.path / ".themis_cache" / "manifest.json")
+    assert len(manifest["cells"]) == 8

@@ -1,0 +1,106 @@
+"""The table of ``--themis-*`` flags and ini keys, and their registration with pytest.
+
+Every pytest run with the plugin installed imports this module, so it is a data table and three
+short functions. Values are checked by the strict parsers of :mod:`.options`, which is imported only
+when a flag is given on the command line or a run reads its options.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+__all__ = ["FLAGS", "add_options", "flag_name", "options_given"]
+
+
+#: One row per option: (dest, ini key or None, parser kind, repeatable, metavar, help). The flag
+#: is ``--themis-<dest>`` (underscores as dashes) and its value lands in
+#: ``config.option.themis_<dest>``; ``kind`` names a parser in :data:`.options.PARSERS`. A
+#: repeatable flag is a whitespace-separated list in the ini file. Plain tuples, because a class
+#: per row costs more to create than the whole table.
+FLAGS: tuple[tuple[str, str | None, str, bool, str, str], ...] = (
+    ("preset", "themis_presets", "text", True, "NAME",
+     "run a built-in benchmark as synthesized test items (repeatable): demo, gsm8k, math500"),
+    ("model", "themis_models", "text", True, "ID",
+     "model to evaluate, replacing the models of every themis test (repeatable): "
+     "provider/model for litellm, fake:NAME, python:pkg.mod:fn"),
+    ("api_base", "themis_api_base", "url", False, "URL",
+     "base URL of an OpenAI-compatible endpoint for litellm models"),
+    ("limit", "themis_limit", "count", False, "N", "evaluate only the first N dataset rows"),
+    ("epochs", "themis_epochs", "count", False, "N", "samples generated per row and cell"),
+    ("max_parallel", "themis_max_parallel", "parallel", False, "N",
+     "requests in flight at once (integer or 'auto')"),
+    ("max_retries", "themis_max_retries", "natural", False, "N",
+     "retries of a transient provider error"),
+    ("timeout", "themis_timeout", "positive", False, "S", "per-request timeout in seconds"),
+    ("cache", "themis_cache", "cache", False, "{use,refresh,off,replay}",
+     "generation cache: use (default), refresh, off, replay (read only; a miss fails)"),
+    ("cache_dir", "themis_cache_dir", "text", False, "DIR",
+     "generation cache folder (default: <rootdir>/.themis_cache)"),
+    ("data_dir", "themis_data_dir", "text", False, "DIR",
+     "folder with local benchmark copies (<preset>.jsonl)"),
+    ("fail_under", "themis_fail_under", "fail_under", True, "[METRIC=]VALUE",
+     "fail a cell whose metric is below VALUE; bare VALUE gates the primary metric "
+     "(repeatable)"),
+    ("gate", "themis_gate", "gate", False, "{point,lower}",
+     "compare gates against the mean (point) or the lower 95% CI bound (lower)"),
+    ("max_errors", "themis_max_errors", "natural", False, "N",
+     "generation errors tolerated per cell before its items fail (default 0)"),
+    ("manifest", "themis_manifest", "text", False, "PATH",
+     "where to write the run manifest JSON (default: <cache dir>/manifest.json)"),
+    ("run_id", None, "run_id", False, "ID",
+     "id of this run in the manifest (default: generated)"),
+    ("max_cost_usd", "themis_max_cost_usd", "positive", False, "X",
+     "stop sending requests once this many dollars were spent"),
+)  # fmt: skip
+
+
+class _Value:
+    """argparse ``type=`` of one flag: the strict parser of its kind, imported on first use."""
+
+    __slots__ = ("kind", "where")
+
+    def __init__(self, kind: str, where: str) -> None:
+        self.kind = kind
+        self.where = where
+
+    def __call__(self, raw: str) -> Any:
+        from .options import parse_value
+
+        return parse_value(self.kind, self.where, raw)
+
+
+def flag_name(dest: str) -> str:
+    """The command-line flag of the option stored under ``dest``."""
+    return "--themis-" + dest.replace("_", "-")
+
+
+def add_options(parser: pytest.Parser) -> None:
+    """Register the ``themis`` option group and its ini keys."""
+    group = parser.getgroup("themis", "LLM evaluations (pytest-themis)")
+    for dest, ini, kind, many, metavar, text in FLAGS:
+        flag = flag_name(dest)
+        group.addoption(
+            flag,
+            dest="themis_" + dest,
+            action="append" if many else "store",
+            default=[] if many else None,
+            type=_Value(kind, flag),
+            metavar=metavar,
+            help=text.replace("%", "%%"),  # argparse %-formats flag help, not ini help
+        )
+        if ini is not None:
+            ini_type: Any = "args" if many else "string"
+            parser.addini(ini, help=text, type=ini_type, default=None)
+
+
+def options_given(config: pytest.Config) -> bool:
+    """True when a ``--themis-*`` flag is on the command line or a themis ini key is set."""
+    option = config.option
+    for dest, ini, *_ in FLAGS:
+        if getattr(option, "themis_" + dest, None) not in (None, []):
+            return True
+        if ini is not None and config.getini(ini) not in (None, "", []):
+            return True
+    return False

@@ -1,0 +1,186 @@
+"""What the plugin keeps for one pytest run once themis is in use, and the hooks that need it.
+
+Created by ``pytest_themis.plugin`` the first time a run needs it: at configure time when a
+``--themis-*`` flag or ini key is set, on the xdist controller when it starts a worker, otherwise
+when the first test marked ``themis`` (or requesting a themis fixture) is collected. The state
+registers itself as a plugin, so its hooks (preset collection, gates, result reporting) cost a
+run that never uses themis nothing: such a run never imports this module.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import time
+from collections.abc import Generator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from ..plugin import OUTCOME_KEY, PENDING_KEY
+from .options import ThemisOptions, resolve_options
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .session import ThemisSession
+
+__all__ = ["RESULT_PROPERTY", "ThemisState", "start_state"]
+
+#: Name of the report ``user_properties`` entry that carries a cell result to the controller.
+RESULT_PROPERTY = "themis_result"
+#: The parametrized fixture holding an item's case (``parametrize.CASE_FIXTURE``; not imported
+#: from there, which would load the engine).
+_CASE_FIXTURE = "_themis_case"
+
+
+class ThemisState:
+    """Options, run id, collected results and (on demand) the engine session of one run.
+
+    Registered as a plugin object, so its hooks see this run's state.
+    """
+
+    def __init__(self, config: pytest.Config, options: ThemisOptions, run_id: str) -> None:
+        self.config = config
+        self.options = options
+        self.run_id = run_id
+        self.usage_errors: list[str] = []
+        self.results: dict[str, dict[str, Any]] = {}
+        self.manifest_path: Path | None = None
+        self.manifest_error: str | None = None
+        self._session: ThemisSession | None = None
+
+    @property
+    def session(self) -> ThemisSession:
+        if self._session is None:
+            from .session import ThemisSession
+
+            self._session = ThemisSession(self.config, self.options, self.run_id)
+        return self._session
+
+    # -- hooks ----------------------------------------------------------------------------------
+
+    def pytest_ignore_collect(self, collection_path: Path, config: pytest.Config) -> bool | None:
+        """``pytest --themis-preset=NAME`` with no paths runs the benchmark alone, not testpaths."""
+        if not self.options.presets or config.args_source == pytest.Config.ArgsSource.ARGS:
+            return None
+        return True
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_collection_modifyitems(
+        self, session: pytest.Session, items: list[pytest.Item]
+    ) -> None:
+        """Report every bad marker at once; add the items of ``--themis-preset`` benchmarks."""
+        if self.usage_errors:
+            raise pytest.UsageError("\n".join(self.usage_errors))
+        if self.options.presets:
+            from .preset_items import preset_items
+
+            items.extend(preset_items(session, self.session))
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_call(self, item: pytest.Item) -> Generator[None, Any, Any]:
+        """Apply the error budget before a themis test body runs and the gates after it passed."""
+        outcome = item.stash.get(OUTCOME_KEY, None)
+        callspec = getattr(item, "callspec", None)
+        case = callspec.params.get(_CASE_FIXTURE) if callspec is not None else None
+        if outcome is None or case is None:
+            return (yield)
+        from .items import check_errors, check_gates
+
+        if not case.per_sample:
+            check_errors(outcome, self.options.max_errors)
+        result = yield
+        if not case.per_sample and self.options.fail_under:
+            check_gates(outcome, self.options.fail_under, self.options.gate)
+        return result
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_makereport(self, item: pytest.Item) -> Generator[None, Any, Any]:
+        """Ship cell results computed during this phase to the controller inside the report."""
+        report = yield
+        pending = item.stash.get(PENDING_KEY, None)
+        if pending:
+            report.user_properties.extend((RESULT_PROPERTY, text) for text in pending)
+            pending.clear()
+        return report
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        """Collect cell results attached to reports (by this process or an xdist worker)."""
+        for prop in report.user_properties:
+            if len(prop) == 2 and prop[0] == RESULT_PROPERTY:
+                result = json.loads(str(prop[1]))
+                known = self.results.get(result["key"])
+                # a second xdist worker re-reading a cell from the cache does not replace the
+                # result of the worker that generated it
+                if known is None or result.get("generated", 0) > known.get("generated", 0):
+                    self.results[result["key"]] = result
+
+    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        if self._session is not None:
+            self._session.close()
+        if hasattr(self.config, "workerinput") or not self.results:
+            return
+        from .summary import write_manifest
+
+        self.manifest_path, self.manifest_error = write_manifest(
+            list(self.results.values()), self.run_id, self.options.manifest_path
+        )
+
+    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        if not self.results or hasattr(self.config, "workerinput"):
+            return
+        from .summary import format_table
+
+        terminalreporter.section("themis")
+        ordered = sorted(self.results.values(), key=lambda r: (r["experiment"], r["cell_id"]))
+        for line in format_table(ordered):
+            terminalreporter.write_line(line)
+        if self.manifest_path is not None:
+            terminalreporter.write_line(f"themis manifest: {self.manifest_path}")
+        if self.manifest_error:
+            terminalreporter.write_line(f"themis manifest not written: {self.manifest_error}")
+
+    def close(self) -> None:
+        """Unregister the hooks at the end of the run."""
+        manager = self.config.pluginmanager
+        if manager.is_registered(self):
+            manager.unregister(self)
+
+
+def _new_run_id() -> str:
+    return time.strftime("pytest-%Y%m%dT%H%M%SZ", time.gmtime()) + "-" + secrets.token_hex(3)
+
+
+def start_state(config: pytest.Config) -> ThemisState:
+    """Resolve the options (ini values are checked here), pick the run id, register the hooks.
+
+    An xdist worker takes the controller's run id, so all results land in one manifest.
+    """
+    options = resolve_options(config)
+    run_id = options.cli.get("run_id")
+    workerinput = getattr(config, "workerinput", None)
+    if workerinput is not None and workerinput.get("themis_run_id"):
+        run_id = workerinput["themis_run_id"]
+    state = ThemisState(config, options, run_id or _new_run_id())
+    config.pluginmanager.register(state, "themis-state")
+    _prestart_generation_workers(config, options)
+    return state
+
+
+def _prestart_generation_workers(config: pytest.Config, options: ThemisOptions) -> None:
+    """Start litellm worker processes now, so their imports overlap with collection.
+
+    Only for a run that names litellm models on the command line or in the ini file, in a
+    process that will generate itself (not under xdist, which spreads the work already) and
+    that may send requests (not ``--themis-cache=replay``).
+    """
+    if hasattr(config, "workerinput") or config.getoption("numprocesses", None):
+        return
+    models = options.cli_models or options.ini_models
+    litellm_models = [m for m in models if not m.startswith(("fake:", "python:"))]
+    if not litellm_models or options.cache_mode == "replay":
+        return
+    from ..generation.processes import default_processes, prestart
+
+    if default_processes() > 1:
+        prestart(default_processes())
