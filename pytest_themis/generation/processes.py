@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from ..core.entities import GenerationError, GenerationRecord, GenerationTask, TokenUsage
 from ._worker import EOF, TaskFeed, read_frame, write_frame
 from .retry import AimdWindow
-from .runner import _DONE, _Crash, _shared_loop, take_available
+from .runner import _DONE, _Crash, _shared_loop, drain, take_available
 
 if TYPE_CHECKING:
     from .runner import GenerationRunner
@@ -295,18 +295,8 @@ def run_in_processes(
     thread = threading.Thread(target=dispatch, name="themis-dispatch", daemon=True)
     thread.start()
     try:
-        finished = False
-        while not finished:
-            merged: list[GenerationRecord] = []
-            for item in take_available(results, max_batch):
-                if item is _DONE:
-                    finished = True
-                elif isinstance(item, _Crash):
-                    raise item.exc
-                else:
-                    merged.extend(item)
-            if merged:
-                yield merged
+        for batches in drain(results, max_batch):
+            yield [record for batch in batches for record in batch]
     finally:
         stop.set()
         out.put((None, _STOP))  # wakes the dispatcher if it is waiting for worker output

@@ -81,6 +81,25 @@ def take_available(out: queue.SimpleQueue[Any], max_items: int) -> list[Any]:
     return items
 
 
+def drain(out: queue.SimpleQueue[Any], max_batch: int) -> Iterator[list[Any]]:
+    """Yield what producers put into ``out``, as :func:`take_available` lists, until ``_DONE``.
+
+    A producer's ``_Crash`` is raised here, in the consumer's thread.
+    """
+    finished = False
+    while not finished:
+        items: list[Any] = []
+        for item in take_available(out, max_batch):
+            if item is _DONE:
+                finished = True
+            elif isinstance(item, _Crash):
+                raise item.exc
+            else:
+                items.append(item)
+        if items:
+            yield items
+
+
 async def _aiter(
     tasks: Iterator[GenerationTask] | AsyncIterator[GenerationTask],
 ) -> AsyncIterator[GenerationTask]:
@@ -323,18 +342,7 @@ class GenerationRunner:
             self._produce_then_signal(iter(tasks), out, stop), _shared_loop()
         )
         try:
-            finished = False
-            while not finished:
-                batch: list[GenerationRecord] = []
-                for item in take_available(out, max_batch):
-                    if item is _DONE:
-                        finished = True
-                    elif isinstance(item, _Crash):
-                        raise item.exc
-                    else:
-                        batch.append(item)
-                if batch:
-                    yield batch
+            yield from drain(out, max_batch)
         finally:
             stop.set()
             future.result()
