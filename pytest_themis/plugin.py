@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from ._pytest import RESULT_FIXTURES
+
 if TYPE_CHECKING:  # pragma: no cover
     from ._pytest.items import ThemisCase
     from ._pytest.state import ThemisState
@@ -31,7 +33,6 @@ __all__ = [
     "themis_storage",
 ]
 
-_RESULT_FIXTURES = frozenset({"themis_cell", "themis_report", "themis_sample"})
 _MARKER_HELP = (
     "themis(dataset=..., prompts=..., models=..., sampling=..., pipeline=..., metrics=..., "
     "extractor=..., reference_field=..., id_field=..., limit=..., epochs=..., per_sample=False): "
@@ -96,7 +97,7 @@ def _marked(node: Any) -> bool:
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    if _RESULT_FIXTURES.isdisjoint(metafunc.fixturenames) and not _marked(metafunc.definition):
+    if RESULT_FIXTURES.isdisjoint(metafunc.fixturenames) and not _marked(metafunc.definition):
         return
     state = _state(metafunc.config)
     from ._pytest.parametrize import parametrize

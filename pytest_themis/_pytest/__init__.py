@@ -4,3 +4,8 @@ Only :mod:`.flags` (the option table) is imported by a plain test run; every oth
 imported the first time a run actually uses themis (a ``--themis-*`` flag or ini key, a
 ``--themis-preset``, a ``themis`` marker or result fixture).
 """
+
+#: The parametrized fixture that carries an item's cell (and row) to the themis fixtures.
+CASE_FIXTURE = "_themis_case"
+#: Fixtures whose request makes a test a themis test even without the marker.
+RESULT_FIXTURES = frozenset({"themis_cell", "themis_report", "themis_sample"})

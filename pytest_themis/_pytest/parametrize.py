@@ -8,14 +8,12 @@ from typing import Any
 import pytest
 
 from ..errors import ThemisError
+from . import CASE_FIXTURE
 from .items import ThemisCase
 from .session import ThemisSession
 from .spec import build_marker_spec, validate_marker_kwargs
 
-__all__ = ["CASE_FIXTURE", "RESULT_FIXTURES", "parametrize"]
-
-CASE_FIXTURE = "_themis_case"
-RESULT_FIXTURES = ("themis_cell", "themis_report", "themis_sample")
+__all__ = ["parametrize"]
 
 
 def _definition_key(metafunc: pytest.Metafunc) -> str:

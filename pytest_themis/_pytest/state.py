@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from ..plugin import OUTCOME_KEY, PENDING_KEY
+from . import CASE_FIXTURE
 from .options import ThemisOptions, resolve_options
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -28,9 +29,6 @@ __all__ = ["RESULT_PROPERTY", "ThemisState", "start_state"]
 
 #: Name of the report ``user_properties`` entry that carries a cell result to the controller.
 RESULT_PROPERTY = "themis_result"
-#: The parametrized fixture holding an item's case (``parametrize.CASE_FIXTURE``; not imported
-#: from there, which would load the engine).
-_CASE_FIXTURE = "_themis_case"
 
 
 class ThemisState:
@@ -82,7 +80,7 @@ class ThemisState:
         """Apply the error budget before a themis test body runs and the gates after it passed."""
         outcome = item.stash.get(OUTCOME_KEY, None)
         callspec = getattr(item, "callspec", None)
-        case = callspec.params.get(_CASE_FIXTURE) if callspec is not None else None
+        case = callspec.params.get(CASE_FIXTURE) if callspec is not None else None
         if outcome is None or case is None:
             return (yield)
         from .items import check_errors, check_gates
