@@ -11,8 +11,10 @@ import sys
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
 ENV = {
     **os.environ,
     "LITELLM_LOCAL_MODEL_COST_MAP": "True",
@@ -76,20 +78,56 @@ print(json.dumps({"loop_s": loop_s, "count": count, "cpu_s": ru.ru_utime + ru.ru
 DEFAULT_MODEL = "openai/mock"
 
 
-def run_floor(n: int, c: int, url: str, model: str = DEFAULT_MODEL) -> dict[str, float]:
-    """A plain asyncio loop over litellm.acompletion with a semaphore, in a fresh process."""
-    start = time.perf_counter()
+def run_child(script: str, *args: object) -> dict[str, Any]:
+    """Run ``python -c script args`` with :data:`ENV`; return the JSON object it prints last."""
     done = subprocess.run(
-        [sys.executable, "-c", FLOOR_SCRIPT, str(n), str(c), url, model],
+        [sys.executable, "-c", script, *map(str, args)],
         capture_output=True,
         text=True,
         env=ENV,
         check=True,
     )
-    wall = time.perf_counter() - start
-    result = json.loads(done.stdout.strip().splitlines()[-1])
-    result["wall_s"] = wall
+    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
     return result
+
+
+def run_floor(n: int, c: int, url: str, model: str = DEFAULT_MODEL) -> dict[str, float]:
+    """A plain asyncio loop over litellm.acompletion with a semaphore, in a fresh process."""
+    start = time.perf_counter()
+    result = run_child(FLOOR_SCRIPT, n, c, url, model)
+    result["wall_s"] = time.perf_counter() - start
+    return result
+
+
+def question_rows(n: int) -> list[dict[str, Any]]:
+    """``n`` arithmetic questions with their answers (``q`` / ``gold``)."""
+    return [
+        {"id": i, "q": f"Question {i}: what is {i} + {i}?", "gold": str(2 * i)} for i in range(n)
+    ]
+
+
+def warmed_up(url: str, model: str, **settings: Any) -> dict[str, Any]:
+    """``evaluate()`` arguments for :func:`question_rows`, after the pytest door's start-up.
+
+    As the plugin does for litellm runs, the worker processes start (and import litellm) first;
+    a few untimed rows then finish every import and open the pool, so what is timed next is
+    generation, not start-up.
+    """
+    os.environ.update({k: v for k, v in ENV.items() if k.startswith(("LITELLM", "HF_"))})
+    from pytest_themis import evaluate
+    from pytest_themis.generation import processes
+
+    processes.prestart(processes.default_processes())
+    common = dict(
+        model=model,
+        api_base=url,
+        prompt="{q}",
+        reference_field="gold",
+        metrics=["contains"],
+        **settings,
+    )
+    evaluate(dataset=question_rows(8), storage=None, **common)
+    return common
 
 
 #: ``python -m pytest`` quietly, without the cache plugin (no .pytest_cache writes in timed runs).

@@ -11,12 +11,11 @@ second). Targets: 429s <= 5% of requests, throughput >= 85%.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import tempfile
 import time
 
-from _harness import DEFAULT_MODEL, ENV, mock_server
+from _harness import DEFAULT_MODEL, mock_server, question_rows, warmed_up
 
 
 def main() -> int:
@@ -32,31 +31,14 @@ def main() -> int:
     )
     parser.add_argument("--model", default=DEFAULT_MODEL, help="model name sent to the server")
     args = parser.parse_args()
-    os.environ.update({k: v for k, v in ENV.items() if k.startswith(("LITELLM", "HF_"))})
     from pytest_themis import evaluate
-    from pytest_themis.generation import processes
 
-    # As the pytest door does for litellm runs: worker processes start (and import litellm)
-    # before the timed run, so the figure is the controller's, not start-up's.
-    processes.prestart(processes.default_processes())
-
-    rows = [
-        {"id": i, "q": f"Question {i}: what is {i} + {i}?", "gold": str(2 * i)}
-        for i in range(args.rows)
-    ]
     with mock_server(args.latency, max_concurrency=args.capacity) as url:
-        common = dict(
-            model=args.model,
-            api_base=url,
-            prompt="{q}",
-            reference_field="gold",
-            metrics=["contains"],
-        )
-        evaluate(dataset=rows[:4], storage=None, **common)  # warm-up: imports, pool, not timed
+        common = warmed_up(url, args.model)
         with tempfile.TemporaryDirectory() as cache:
             start = time.perf_counter()
             report = evaluate(
-                dataset=rows,
+                dataset=question_rows(args.rows),
                 storage=cache,
                 max_parallel=args.fixed or "auto",
                 max_retries=20,

@@ -10,12 +10,10 @@ measured in the same invocation.
 from __future__ import annotations
 
 import argparse
-import json
-import subprocess
 import sys
 import tempfile
 
-from _harness import ENV
+from _harness import run_child
 
 CHILD = r"""
 import json, resource, sys, time
@@ -36,14 +34,7 @@ print(json.dumps({"n": n, "seconds": elapsed, "count": agg.count, "mean": agg.me
 
 def run(n: int) -> dict[str, float]:
     with tempfile.TemporaryDirectory() as cache:
-        done = subprocess.run(
-            [sys.executable, "-c", CHILD, str(n), cache],
-            env=ENV,
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-    return json.loads(done.stdout.strip().splitlines()[-1])
+        return run_child(CHILD, n, cache)
 
 
 def main() -> int:

@@ -21,7 +21,16 @@ import sys
 import tempfile
 from pathlib import Path
 
-from _harness import DEFAULT_MODEL, PYTEST, mock_server, run_floor, run_timed, write_gsm8k_jsonl
+from _harness import (
+    DEFAULT_MODEL,
+    HERE,
+    PYTEST,
+    mock_server,
+    run_child,
+    run_floor,
+    run_timed,
+    write_gsm8k_jsonl,
+)
 
 TARGETS = {
     "t1": {"n": 1000, "c": 32, "latency": 0.2, "vs": "floor", "limit": 1.10},
@@ -56,17 +65,14 @@ def themis_run(n: int, c: int, url: str, model: str) -> float:
 
 
 WARM_RUN = r"""
-import json, os, sys, tempfile, time
-n, c, url, model = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4]
+import json, sys, tempfile, time
+n, c, url, model, here = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5]
+sys.path.insert(0, here)
+from _harness import question_rows, warmed_up
 from pytest_themis import evaluate
-from pytest_themis.generation import processes
-processes.prestart(processes.default_processes())
-rows = [{"id": i, "q": f"Question {i}: what is {i} + {i}?", "gold": str(2 * i)} for i in range(n)]
-common = dict(model=model, api_base=url, prompt="{q}", reference_field="gold",
-              metrics=["contains"], max_parallel=c)
-evaluate(dataset=rows[:8], storage=None, **common)  # warm: imports done, workers ready
+common = warmed_up(url, model, max_parallel=c)
 start = time.perf_counter()
-report = evaluate(dataset=rows, storage=tempfile.mkdtemp(), **common)
+report = evaluate(dataset=question_rows(n), storage=tempfile.mkdtemp(), **common)
 wall = time.perf_counter() - start
 print(json.dumps({"wall": wall, "errors": len(report.failures), "n": len(report.records)}))
 """
@@ -74,19 +80,7 @@ print(json.dumps({"wall": wall, "errors": len(report.failures), "n": len(report.
 
 def warm_run(n: int, c: int, url: str, model: str) -> float:
     """Generation wall time of ``evaluate()`` with start-up (imports, worker pool) excluded."""
-    import json
-    import subprocess
-
-    from _harness import ENV
-
-    done = subprocess.run(
-        [sys.executable, "-c", WARM_RUN, str(n), str(c), url, model],
-        env=ENV,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    result = json.loads(done.stdout.strip().splitlines()[-1])
+    result = run_child(WARM_RUN, n, c, url, model, HERE)
     if result["errors"] or result["n"] != n:
         raise SystemExit(f"warm run incomplete: {result}")
     return float(result["wall"])

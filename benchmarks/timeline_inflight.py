@@ -16,12 +16,11 @@ from __future__ import annotations
 
 import argparse
 import bisect
-import os
 import sys
 import tempfile
 import time
 
-from _harness import DEFAULT_MODEL, ENV
+from _harness import DEFAULT_MODEL, question_rows, warmed_up
 
 
 def main() -> int:
@@ -31,30 +30,15 @@ def main() -> int:
     parser.add_argument("--latency", type=float, default=2.0)
     parser.add_argument("--model", default=DEFAULT_MODEL)
     args = parser.parse_args()
-    os.environ.update({k: v for k, v in ENV.items() if k.startswith(("LITELLM", "HF_"))})
     from pytest_themis import evaluate
-    from pytest_themis.generation import processes
     from pytest_themis.testing import FaultPlan, OpenAIServer
 
-    processes.prestart(processes.default_processes())
-    rows = [
-        {"id": i, "q": f"Question {i}: what is {i} + {i}?", "gold": str(2 * i)}
-        for i in range(args.n)
-    ]
     with OpenAIServer(FaultPlan(latency=args.latency)) as server:
-        common = dict(
-            model=args.model,
-            api_base=server.url,
-            prompt="{q}",
-            reference_field="gold",
-            metrics=["contains"],
-            max_parallel=args.c,
-        )
-        evaluate(dataset=rows[:8], storage=None, **common)  # imports done, workers ready
+        common = warmed_up(server.url, args.model, max_parallel=args.c)
         server.reset_stats()
         with tempfile.TemporaryDirectory() as cache:
             start = time.monotonic()
-            evaluate(dataset=rows, storage=cache, **common)
+            evaluate(dataset=question_rows(args.n), storage=cache, **common)
             wall = time.monotonic() - start
         arrivals = sorted(t - start for t, _, _ in server.stats.arrivals)
     bound = -(-args.n // args.c) * args.latency
