@@ -181,7 +181,6 @@ class ExperimentOrchestrator:
         """Tasks that need a request; cache hits (and replay misses) go to ``hits`` instead."""
         cache = self.cache
         for task in self.plan.iter_tasks(rows, cells):
-            cache.key_for(task)
             found = cache.lookup(task)
             if found is not None:
                 hits.append(found)
