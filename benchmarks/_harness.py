@@ -106,18 +106,20 @@ def question_rows(n: int) -> list[dict[str, Any]]:
     ]
 
 
-def warmed_up(url: str, model: str, **settings: Any) -> dict[str, Any]:
+def warmed_up(
+    url: str, model: str, processes: int | None = None, **settings: Any
+) -> dict[str, Any]:
     """``evaluate()`` arguments for :func:`question_rows`, after the pytest door's start-up.
 
     As the plugin does for litellm runs, the worker processes start (and import litellm) first;
     a few untimed rows then finish every import and open the pool, so what is timed next is
-    generation, not start-up.
+    generation, not start-up. ``processes`` overrides the pool size (default: one per core).
     """
     os.environ.update({k: v for k, v in ENV.items() if k.startswith(("LITELLM", "HF_"))})
     from pytest_themis import evaluate
-    from pytest_themis.generation import processes
+    from pytest_themis.generation import processes as pool
 
-    processes.prestart(processes.default_processes())
+    pool.prestart(processes or pool.default_processes())
     common = dict(
         model=model,
         api_base=url,

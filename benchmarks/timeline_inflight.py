@@ -9,7 +9,7 @@ the client was late to send.
 The server runs on a thread of this process (it records arrival times), which costs this
 process a little CPU; the generation itself runs in the worker processes.
 
-    python benchmarks/timeline_inflight.py [--n 2000] [--c 256] [--latency 2.0]
+    python benchmarks/timeline_inflight.py [--n 2000] [--c 256] [--latency 2.0] [--processes 4]
 """
 
 from __future__ import annotations
@@ -29,12 +29,15 @@ def main() -> int:
     parser.add_argument("--c", type=int, default=256)
     parser.add_argument("--latency", type=float, default=2.0)
     parser.add_argument("--model", default=DEFAULT_MODEL)
+    parser.add_argument(
+        "--processes", type=int, default=None, help="worker processes (default: one per core)"
+    )
     args = parser.parse_args()
     from pytest_themis import evaluate
     from pytest_themis.testing import FaultPlan, OpenAIServer
 
     with OpenAIServer(FaultPlan(latency=args.latency)) as server:
-        common = warmed_up(server.url, args.model, max_parallel=args.c)
+        common = warmed_up(server.url, args.model, processes=args.processes, max_parallel=args.c)
         server.reset_stats()
         with tempfile.TemporaryDirectory() as cache:
             start = time.monotonic()
