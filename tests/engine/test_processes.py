@@ -20,13 +20,18 @@ from pytest_themis.testing import FaultPlan, OpenAIServer
 ROWS = [{"id": f"q{i}", "q": f"Question {i}", "gold": str(i)} for i in range(240)]
 
 
-def _run(url: str, cache_dir, processes, max_parallel=8):
-    plan = GenerationPlan(
+def _plan(url: str) -> GenerationPlan:
+    """One litellm cell against the test server; the prompt carries the answer it should echo."""
+    return GenerationPlan(
         [PromptTemplate("p", "{q}\nEXPECTED: {gold}")],
         [ModelSpec("openai/mock", "litellm", options={"api_base": url})],
         [SamplingConfig(max_tokens=32)],
         reference_field="gold",
     )
+
+
+def _run(url: str, cache_dir, processes, max_parallel=8):
+    plan = _plan(url)
     runner = GenerationRunner(max_parallel=max_parallel, processes=processes, retry_base_delay=0.01)
     orchestrator = ExperimentOrchestrator(
         plan,
@@ -82,12 +87,7 @@ def test_prestarted_pool_serves_every_run_and_is_reused(tmp_path):
 def test_auto_window_is_shared_across_processes(tmp_path):
     """With max_parallel="auto" one controller spans the processes, so 429s stay rare."""
     with OpenAIServer(FaultPlan(latency=0.2, max_concurrency=10, retry_after=0.2)) as server:
-        plan = GenerationPlan(
-            [PromptTemplate("p", "{q}\nEXPECTED: {gold}")],
-            [ModelSpec("openai/mock", "litellm", options={"api_base": server.url})],
-            [SamplingConfig(max_tokens=32)],
-            reference_field="gold",
-        )
+        plan = _plan(server.url)
         runner = GenerationRunner(max_parallel="auto", processes=2, max_retries=20)
         report = ExperimentOrchestrator(
             plan,
@@ -105,12 +105,7 @@ def test_no_hidden_cap_on_requests_in_flight(tmp_path):
     """max_parallel=256 really puts 256 requests on the wire through litellm (T3's premise)."""
     rows = [{"id": f"w{i}", "q": f"Wide {i}", "gold": str(i)} for i in range(256)]
     with OpenAIServer(FaultPlan(latency=1.0)) as server:
-        plan = GenerationPlan(
-            [PromptTemplate("p", "{q}\nEXPECTED: {gold}")],
-            [ModelSpec("openai/mock", "litellm", options={"api_base": server.url})],
-            [SamplingConfig(max_tokens=32)],
-            reference_field="gold",
-        )
+        plan = _plan(server.url)
         report = ExperimentOrchestrator(
             plan,
             GenerationRunner(max_parallel=256, processes=1),
@@ -125,12 +120,7 @@ def test_no_hidden_cap_on_requests_in_flight(tmp_path):
 @pytest.mark.timeout(180)
 def test_a_slow_consumer_does_not_hold_back_requests():
     with OpenAIServer(FaultPlan(latency=0.05)) as server:
-        plan = GenerationPlan(
-            [PromptTemplate("p", "{q}\nEXPECTED: {gold}")],
-            [ModelSpec("openai/mock", "litellm", options={"api_base": server.url})],
-            [SamplingConfig(max_tokens=32)],
-            reference_field="gold",
-        )
+        plan = _plan(server.url)
         tasks = list(plan.iter_tasks(plan.prepare(ROWS[:60]), plan.cells))
         batches = GenerationRunner(max_parallel=4, processes=2).run_batches(tasks)
         first = next(batches)
