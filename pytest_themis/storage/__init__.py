@@ -7,7 +7,7 @@ import json
 import os
 import sqlite3
 import warnings
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -99,6 +99,11 @@ class ExperimentStorage(StorageBackend):
         with self.cache.transact(retry=True):
             for key, data in encoded:
                 self.cache.set(key, data, retry=True)
+
+    def keys(self, prefix: str = "") -> Iterator[str]:
+        for key in self.cache.iterkeys():
+            if isinstance(key, str) and key.startswith(prefix):
+                yield key
 
     def delete(self, key: str) -> None:
         try:
