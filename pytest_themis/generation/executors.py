@@ -46,7 +46,6 @@ class ConversationSession:
         self.messages: list[ConversationMessage] = list(task.messages)
         self.usage = TokenUsage()
         self.cost = 0.0
-        self.turns = 0
         self._router = router
         self._timeout = timeout
 
@@ -64,7 +63,6 @@ class ConversationSession:
         )
         response = self._router.execute(turn_task, timeout=self._timeout)
         self.messages.append({"role": "assistant", "content": response.text})
-        self.turns += 1
         if response.usage is not None:
             self.usage = self.usage + response.usage
         if response.cost:
