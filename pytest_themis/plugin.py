@@ -64,6 +64,13 @@ def _state(config: pytest.Config) -> ThemisState:
 # -- hooks: setup ---------------------------------------------------------------------------------
 
 
+def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
+    """Add themis' own hooks (``pytest_themis_cell_finished`` …) for conftest files."""
+    from ._pytest import newhooks
+
+    pluginmanager.add_hookspecs(newhooks)
+
+
 def pytest_addoption(parser: pytest.Parser) -> None:
     from ._pytest.flags import add_options
 

@@ -18,6 +18,7 @@ import pytest
 from ..core.defaults import DEFAULT_MAX_PARALLEL, DEFAULT_MAX_RETRIES, DEFAULT_TIMEOUT
 from ..core.entities import CellSpec, EvaluationRecord
 from ..core.hashing import dataset_fingerprint, stable_hash
+from ..core.protocols import EvaluationPipelineProtocol
 from ..core.reports import EvaluationReport
 from ..errors import ThemisError
 from ..experiment.request import (
@@ -173,7 +174,7 @@ class ThemisSession:
         except ThemisError as exc:
             raise _fail(f"themis extractor of {spec.name}: {exc}") from None
 
-    def build_pipeline(self, extractor: Any, metrics: Any) -> Any:
+    def build_pipeline(self, extractor: Any, metrics: Any) -> EvaluationPipelineProtocol:
         from ..evaluation.pipeline import EvaluationPipeline
 
         try:
@@ -196,7 +197,9 @@ class ThemisSession:
 
     # -- running --------------------------------------------------------------------------------
 
-    def cell_key(self, spec: EvalSpec, cell: CellSpec, rows: Any, pipeline: Any) -> str:
+    def cell_key(
+        self, spec: EvalSpec, cell: CellSpec, rows: Any, pipeline: EvaluationPipelineProtocol
+    ) -> str:
         template = spec.plan.template(cell.template_name)
         cell_part = [
             cell.to_dict(),
@@ -205,15 +208,14 @@ class ThemisSession:
             spec.id_field,
             spec.reference_field,
         ]
-        pipeline_fp = getattr(pipeline, "fingerprint", None) or f"object-{id(pipeline)}"
-        return stable_hash([self.fingerprint(rows), cell_part, pipeline_fp], 24)
+        return stable_hash([self.fingerprint(rows), cell_part, pipeline.fingerprint], 24)
 
     def run_cell(
         self,
         spec: EvalSpec,
         cell: CellSpec,
         rows: Any,
-        pipeline: Any,
+        pipeline: EvaluationPipelineProtocol,
         *,
         backend: Any = None,
         storage: Any = None,
@@ -236,7 +238,7 @@ class ThemisSession:
         spec: EvalSpec,
         cell: CellSpec,
         rows: Any,
-        pipeline: Any,
+        pipeline: EvaluationPipelineProtocol,
         backend: Any,
         storage: Any,
         label: str | None,
@@ -311,8 +313,8 @@ def _first(value: Any, default: Any) -> Any:
     return default if value is None else value
 
 
-def _first_metric(pipeline: Any, report: EvaluationReport) -> str | None:
-    names = list(getattr(pipeline, "metric_names", None) or report.metrics.keys())
+def _first_metric(pipeline: EvaluationPipelineProtocol, report: EvaluationReport) -> str | None:
+    names = list(pipeline.metric_names or report.metrics.keys())
     return names[0] if names else None
 
 

@@ -120,6 +120,10 @@ class ThemisState:
                 # result of the worker that generated it
                 if known is None or result.get("generated", 0) > known.get("generated", 0):
                     self.results[result["key"]] = result
+                if known is None and not is_xdist_worker(self.config):
+                    self.config.hook.pytest_themis_cell_finished(
+                        cell=result["cell_id"], report=result
+                    )
 
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
         if self._session is not None:
@@ -128,9 +132,12 @@ class ThemisState:
             return
         from .summary import write_manifest
 
-        self.manifest_path, self.manifest_error = write_manifest(
+        written = write_manifest(
             list(self.results.values()), self.run_id, self.options.manifest_path
         )
+        self.manifest_path, self.manifest_error = written.path, written.error
+        if written.manifest is not None:
+            self.config.hook.pytest_themis_session_finished(manifest=written.manifest)
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         if not self.results or is_xdist_worker(self.config):

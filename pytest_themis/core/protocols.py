@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from .entities import EvaluationRecord, GenerationRecord
 
@@ -26,6 +26,10 @@ class EvaluationPipelineProtocol(Protocol):
     @property
     def fingerprint(self) -> str:
         """Stable hash of everything that can change a score."""
+        ...
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able description (extractor, metrics) recorded in the manifest."""
         ...
 
     @property

@@ -8,13 +8,16 @@ import pytest
 
 pytestmark = pytest.mark.timeout(120)
 
-#: Exactly what a run that does not use themis imports of ours: the entry point and the option
-#: table (plus their packages). Option parsing, the run state and the engine load on first use.
+#: Exactly what a run that does not use themis imports of ours: the entry point, the option
+#: table and the hook specs (plus their packages). Option parsing, the run state and the engine
+#: load on first use.
 PLAIN_RUN_MODULES = {
     "pytest_themis",
     "pytest_themis.plugin",
     "pytest_themis._pytest",
     "pytest_themis._pytest.flags",
+    # the specs of themis' pytest hooks, which conftest files may implement (no imports)
+    "pytest_themis._pytest.newhooks",
 }
 
 
