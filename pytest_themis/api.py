@@ -58,7 +58,7 @@ def evaluate(
     max_retries: int = DEFAULT_MAX_RETRIES,
     timeout: float | None = DEFAULT_TIMEOUT,
     storage: str | os.PathLike[str] | StorageBackend | None = DEFAULT_CACHE_DIR,
-    execution_backend: ExecutionBackend | None = None,
+    execution_backend: ExecutionBackend | str | None = None,
     storage_backend: StorageBackend | None = None,
     run_id: str | None = None,
     resume: bool | None = None,
@@ -76,8 +76,9 @@ def evaluate(
     ``storage`` (a folder or a ``StorageBackend``; None disables the cache), so a rerun is free
     and an interrupted run resumes; ``cache`` picks the mode (use, refresh, off, replay). Extra
     keyword arguments are provider options (``api_base``, ``api_key`` …); unknown ones are
-    rejected. ``storage_backend=`` and ``resume=`` are deprecated spellings of ``storage=`` and
-    ``cache="refresh"``.
+    rejected. ``execution_backend`` is an ``ExecutionBackend`` or a registered name (``"local"``,
+    ``"sequential"``, or one a plugin adds). ``storage_backend=`` and ``resume=`` are deprecated
+    spellings of ``storage=`` and ``cache="refresh"``.
     """
     from .experiment.builder import run_request
 

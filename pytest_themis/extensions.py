@@ -34,6 +34,7 @@ BUILTIN_PLUGINS = (
     "pytest_themis.presets.registry",
     "pytest_themis.evaluation.registry",
     "pytest_themis.providers.base",
+    "pytest_themis.backends.registry",
 )
 
 _LOCK = threading.RLock()

@@ -82,10 +82,15 @@ def build_orchestrator(request: EvaluationRequest) -> AssembledRun:
     plan = build_plan(request.plan, id_field=data.id_field, reference_field=data.reference_field)
     pipeline = build_pipeline(request.scoring)
     settings = request.run
+    backend = settings.execution_backend
+    if isinstance(backend, str):
+        from ..backends.registry import get_execution_backend
+
+        backend = get_execution_backend(backend)
     runner = GenerationRunner(
         max_parallel=settings.max_parallel,
         max_retries=settings.max_retries,
-        execution_backend=settings.execution_backend,
+        execution_backend=backend,
         timeout=settings.timeout,
         max_cost_usd=settings.max_cost_usd,
         processes=settings.processes,

@@ -74,7 +74,10 @@ class ScoringConfig:
 
 @dataclass(frozen=True)
 class RunSettings:
-    """How requests are sent: parallelism, retries, timeout, budget, processes, backend."""
+    """How requests are sent: parallelism, retries, timeout, budget, processes, backend.
+
+    ``execution_backend`` is an ``ExecutionBackend``, a registered backend name or None.
+    """
 
     max_parallel: int | str = DEFAULT_MAX_PARALLEL
     max_retries: int = DEFAULT_MAX_RETRIES

@@ -73,3 +73,10 @@ def test_resume_false_is_a_deprecated_spelling_of_cache_refresh(tmp_path: Path) 
     with pytest.warns(DeprecationWarning, match=r"resume=\) is deprecated; use cache='refresh'"):
         refreshed = _run(tmp_path, storage=storage, resume=False)
     assert refreshed.generated == 1 and refreshed.cached == 0
+
+
+def test_an_execution_backend_can_be_named(tmp_path: Path) -> None:
+    report = _run(tmp_path, storage=None, execution_backend="sequential")
+    assert report.total == 1 and report.metrics["ExactMatch"].mean == 1.0
+    with pytest.raises(ConfigurationError, match="unknown execution backend 'nope'.*local"):
+        _run(tmp_path, storage=None, execution_backend="nope")
