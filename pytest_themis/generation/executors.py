@@ -79,7 +79,7 @@ class StatefulTaskExecutor(TaskExecutor):
     """
 
     def __init__(self, router: ProviderRouter | None = None) -> None:
-        from .router import ProviderRouter
+        from .router import ProviderRouter  # deferred: the router imports TaskExecutor from here
 
         self.router = router if router is not None else ProviderRouter()
 
