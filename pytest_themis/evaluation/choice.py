@@ -1,8 +1,8 @@
 """Multiple-choice answers: the option a response commits to, and its accuracy.
 
 :func:`find_choice` reads the letter a response *commits to*, in the forms models actually use —
-``The answer is (C)``, ``**Answer:** C``, ``Answer: (C) Paris``, ``\\boxed{C}``, ``{"answer": "C"}``,
-a final line holding only ``C`` / ``(C)`` / ``**C**``, or a response that opens with ``C.`` —
+``The answer is (C)``, ``**Answer:** C``, ``Answer: (C) Paris``, ``\\boxed{C}``,
+``{"answer": "C"}``, a final line holding only ``C`` / ``(C)`` / ``**C**``, or a response that opens with ``C.`` —
 after removing reasoning traces. A final statement that names two different options
 (``the answer is B or C``) is no answer at all, never the first or the last of them.
 :class:`ChoiceAccuracy` adds the option *text* as a last resort, only when exactly one option's
@@ -43,7 +43,7 @@ def option_letters(count: int) -> str:
 
 
 def _letters_in(fragment: str, letters: str) -> list[str]:
-    """Option letters named in ``fragment`` as stand-alone tokens: ``(C)``, ``C``, ``**C**``, ``C.``.
+    """Option letters named in ``fragment`` as stand-alone tokens: ``(C)``, ``C``, ``**C**``.
 
     A lone capital that is really a word ("A" in "A cat") is skipped when words follow it.
     """
@@ -155,7 +155,9 @@ class ChoiceAccuracy(Metric):
             choice = _by_option_text(prediction, options)
             how = "text" if choice else "none"
         return MetricScore(
-            name=self.name, value=1.0 if choice == gold else 0.0, details={"choice": choice, "by": how}
+            name=self.name,
+            value=1.0 if choice == gold else 0.0,
+            details={"choice": choice, "by": how},
         )
 
 
@@ -172,12 +174,13 @@ def _gold_and_options(reference: Any) -> tuple[str, Sequence[str]]:
 def _by_option_text(text: str, options: Sequence[str]) -> str | None:
     body = strip_reasoning(text)
     statements = [m.group("tail") for m in _STATEMENT.finditer(body)]
-    target = (statements[-1] if statements else body.strip().splitlines()[-1:] or [""])
+    target = statements[-1] if statements else body.strip().splitlines()[-1:] or [""]
     fragment = (target if isinstance(target, str) else target[0]).lower()
     hits = [
         i
         for i, option in enumerate(options)
-        if option.strip() and re.search(rf"(?<!\w){re.escape(option.strip().lower())}(?!\w)", fragment)
+        if option.strip()
+        and re.search(rf"(?<!\w){re.escape(option.strip().lower())}(?!\w)", fragment)
     ]
     # Unambiguous only: one option's text, and not merely a part of another matching option.
     if len(hits) == 1:
