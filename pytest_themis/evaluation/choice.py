@@ -2,9 +2,9 @@
 
 :func:`find_choice` reads the letter a response *commits to*, in the forms models actually use —
 ``The answer is (C)``, ``**Answer:** C``, ``Answer: (C) Paris``, ``\\boxed{C}``,
-``{"answer": "C"}``, a final line holding only ``C`` / ``(C)`` / ``**C**``, or a response that opens with ``C.`` —
-after removing reasoning traces. A final statement that names two different options
-(``the answer is B or C``) is no answer at all, never the first or the last of them.
+``{"answer": "C"}``, a final line holding only ``C`` / ``(C)`` / ``**C**``, or a response that
+opens with ``C.`` — after removing reasoning traces. A final statement that names two different
+options (``the answer is B or C``) is no answer at all, never the first or the last of them.
 :class:`ChoiceAccuracy` adds the option *text* as a last resort, only when exactly one option's
 text appears in the final answer statement.
 """
