@@ -22,8 +22,9 @@ _LOADED: list[bool] = []
 def themis_register_presets() -> dict[str, BenchmarkPreset]:
     """The built-in presets, registered through the extension hook like any plugin's."""
     from .builtin import BUILTIN_PRESETS
+    from .catalog import CATALOG_PRESETS
 
-    return {preset.name: preset for preset in BUILTIN_PRESETS}
+    return {preset.name: preset for preset in BUILTIN_PRESETS + CATALOG_PRESETS}
 
 
 def _load_plugins() -> None:

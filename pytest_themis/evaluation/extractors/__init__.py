@@ -6,6 +6,7 @@ All built-in extractors run in time linear in the response length, so hostile re
 (hundreds of kilobytes, thousands of unbalanced braces) cannot stall an evaluation.
 """
 
+from ...errors import ExtractionError  # re-exported: importable from here before the split
 from .answers import (
     BoxedExtractor,
     GSM8KExtractor,
@@ -20,6 +21,7 @@ from .text import IdentityExtractor, JsonFieldExtractor, RegexExtractor
 
 __all__ = [
     "BoxedExtractor",
+    "ExtractionError",
     "Extractor",
     "GSM8KExtractor",
     "IdentityExtractor",
