@@ -15,9 +15,9 @@ from ..core.entities import (
     GenerationRecord,
     GenerationTask,
     SamplingConfig,
-    TokenUsage,
 )
 from ..core.hashing import canonical_json
+from ..core.records import record_from_dict, record_to_dict
 from ..errors import ConfigurationError
 
 __all__ = ["CACHE_MODES", "CacheManager", "generation_key"]
@@ -109,7 +109,8 @@ class CacheManager:
         value = self.storage.get(self.key_for(task))
         if value is None:
             return None
-        return record_from_dict(task, value)
+        record = record_from_dict(task, value, cached=True)
+        return record if record is not None and record.ok else None
 
     def miss_record(self, task: GenerationTask) -> GenerationRecord:
         """The error record for a replay-mode miss."""
@@ -145,34 +146,3 @@ class CacheManager:
 
     def describe(self) -> dict[str, Any]:
         return {"mode": self.mode, "resume": self.enable_resume, **self.storage.describe()}
-
-
-def record_to_dict(record: GenerationRecord) -> dict[str, Any]:
-    usage = record.usage
-    return {
-        "text": record.text,
-        "usage": [usage.prompt_tokens, usage.completion_tokens] if usage else None,
-        "cost": record.cost,
-        "latency": round(record.latency, 6),
-        "finish_reason": record.finish_reason,
-        "attempts": record.attempts,
-        "model": record.task.model.identifier,
-        "task": record.task.task_id,
-    }
-
-
-def record_from_dict(task: GenerationTask, value: dict[str, Any]) -> GenerationRecord | None:
-    text = value.get("text")
-    if not isinstance(text, str):
-        return None
-    usage = value.get("usage")
-    return GenerationRecord(
-        task=task,
-        text=text,
-        usage=TokenUsage(int(usage[0]), int(usage[1])) if usage else None,
-        cost=value.get("cost"),
-        latency=float(value.get("latency") or 0.0),
-        finish_reason=value.get("finish_reason"),
-        attempts=int(value.get("attempts") or 0),
-        cached=True,
-    )
