@@ -165,6 +165,7 @@ def evaluate(
     max_cost_usd: float | None = None,
     data_dir: str | os.PathLike[str] | None = None,
     progress: Callable[[Any], None] | None = None,
+    baseline: Any = None,
     **provider_options: Any,
 ) -> ExperimentReport:
     """Run a benchmark preset or your own rows against one or more models and score them.
@@ -174,7 +175,9 @@ def evaluate(
     metrics=["exact_match"], model=...)`` evaluates your rows. Generations are cached in
     ``storage`` (a folder in the working directory by default), so a rerun is free and an
     interrupted run resumes. Extra keyword arguments are provider options (``api_base``,
-    ``api_key`` …); unknown ones are rejected.
+    ``api_key`` …); unknown ones are rejected. Each run's per-sample results are kept in the
+    store by run id; ``baseline`` (an earlier report, manifest path, run id or ``latest``) is
+    loaded before anything is generated and the comparison lands in ``report.comparison``.
     """
     from .evaluation import get_extractor, get_metric
     from .evaluation.pipeline import EvaluationPipeline
@@ -286,7 +289,12 @@ def evaluate(
         dataset_info=dataset_info,
         experiment=preset.name if preset is not None else "evaluate",
     )
+    from .comparison.runs import finish_run, resolve_baseline
+
+    base = resolve_baseline(baseline, cache_manager)
     try:
-        return orchestrator.run(dataset=rows, run_id=run_id, progress=progress)
+        report = orchestrator.run(dataset=rows, run_id=run_id, progress=progress)
     finally:
         runner.close()
+    finish_run(report, base, cache_manager)
+    return report

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import math
 import operator
-from collections.abc import Callable, Iterable
+import os
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from .entities import (
     CellSpec,
@@ -15,6 +17,9 @@ from .entities import (
     MetricMap,
     TokenUsage,
 )
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..comparison.results import Comparison
 
 __all__ = ["EvaluationReport", "ExperimentReport", "GATE_OPERATORS"]
 
@@ -81,6 +86,10 @@ class EvaluationReport:
                     values[name].append(score.value)
                     ids[name].append(sample_id)
         metrics = MetricMap({n: aggregate(n, values[n], ids[n]) for n in names})
+        if any(r.generation.task.sample_index for r in records):
+            from ..comparison.epochs import epoch_metrics  # several epochs per row
+
+            metrics.update(epoch_metrics(records, names))
         incomplete = any(
             r.generation.error is not None and r.generation.error.kind == "budget" for r in records
         )
@@ -179,10 +188,63 @@ class ExperimentReport:
     cells: dict[str, EvaluationReport] = field(default_factory=dict, repr=False)
     metadata: dict[str, Any] = field(default_factory=dict)
     manifest: dict[str, Any] = field(default_factory=dict, repr=False)
+    #: Set by ``evaluate(..., baseline=...)``: this run compared with the baseline.
+    comparison: Comparison | None = field(default=None, repr=False)
 
     @property
     def failures(self) -> list[EvaluationRecord]:
         return self.evaluation_report.failures
+
+    def to_jsonl(self, path: str | os.PathLike[str], *, log_prompts: str = "full") -> Path:
+        """Write one JSON line per sample (see the README) and reference it in ``manifest``.
+
+        ``log_prompts="hash"`` records a SHA-256 of the prompt instead of its text.
+        """
+        from ..comparison.baseline import samples_reference
+        from ..comparison.samples import sample_rows, template_hashes, write_jsonl
+
+        target = Path(path)
+        rows = sample_rows(
+            self.records,
+            self.run_id,
+            templates=template_hashes(self.manifest),
+            experiment=self.metadata.get("experiment"),
+            log_prompts=log_prompts,
+        )
+        digest = write_jsonl(rows, target)
+        self.manifest["samples"] = samples_reference(target, target.parent, digest, len(rows))
+        return target
+
+    def compare(
+        self,
+        baseline: Any,
+        *,
+        margin: float = 0.0,
+        mapping: Mapping[str, str] | None = None,
+        storage: Any = None,
+        seed: int = 0,
+    ) -> Comparison:
+        """Pair this run with ``baseline`` (a report, manifest path, run id or ``latest``).
+
+        Run ids and ``latest`` are looked up in ``storage`` (a store or folder; default the
+        ``evaluate`` cache folder). ``mapping`` pairs cells explicitly (new cell id → baseline
+        cell id). See :class:`~pytest_themis.comparison.Comparison`.
+        """
+        from ..comparison.baseline import load_baseline, report_run_data
+        from ..comparison.compare import compare_runs
+
+        store, owned = storage, False
+        by_id = isinstance(baseline, str) and not Path(baseline).is_file()
+        if by_id and (store is None or isinstance(store, (str, os.PathLike))):
+            from ..storage import ExperimentStorage
+
+            store, owned = ExperimentStorage(store or ".themis_cache"), True
+        try:
+            base = load_baseline(baseline, storage=store)
+        finally:
+            if owned:
+                store.close()
+        return compare_runs(report_run_data(self), base, margin=margin, mapping=mapping, seed=seed)
 
     @property
     def metrics(self) -> MetricMap:
