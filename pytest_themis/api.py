@@ -291,10 +291,10 @@ def evaluate(
     )
     from .comparison.runs import finish_run, resolve_baseline
 
-    base = resolve_baseline(baseline, cache_manager)
+    baseline_run = resolve_baseline(baseline, cache_manager)
     try:
         report = orchestrator.run(dataset=rows, run_id=run_id, progress=progress)
     finally:
         runner.close()
-    finish_run(report, base, cache_manager)
+    finish_run(report, baseline_run, cache_manager)
     return report
