@@ -141,6 +141,10 @@ class ThemisState:
     def close(self) -> None:
         """Unregister the hooks at the end of the run."""
         manager = self.config.pluginmanager
+        for name in ("themis-runs",):
+            plugin = manager.get_plugin(name)
+            if plugin is not None:
+                manager.unregister(plugin)
         if manager.is_registered(self):
             manager.unregister(self)
 
@@ -161,6 +165,9 @@ def start_state(config: pytest.Config) -> ThemisState:
         run_id = workerinput["themis_run_id"]
     state = ThemisState(config, options, run_id or _new_run_id())
     config.pluginmanager.register(state, "themis-state")
+    from .baseline import RunRecorder
+
+    config.pluginmanager.register(RunRecorder(state), "themis-runs")
     _prestart_generation_workers(config, options)
     return state
 
