@@ -275,7 +275,7 @@ class ThemisOptions:
         if raw is None or raw == "latest":
             return raw
         path = self._path("baseline")
-        return str(path) if path is not None and path.exists() else str(raw)
+        return str(path) if path is not None and path.is_file() else str(raw)
 
     @property
     def any_set(self) -> bool:
