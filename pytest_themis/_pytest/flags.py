@@ -104,7 +104,7 @@ def add_options(parser: pytest.Parser) -> None:
             dest="themis_" + dest,
             action="append" if many else "store",
             default=[] if many else None,
-            type=_Value(kind.removeprefix("optional_"), flag),
+            type=_Value(kind, flag),
             metavar=metavar,
             help=text.replace("%", "%%"),  # argparse %-formats flag help, not ini help
             **optional,

@@ -183,6 +183,7 @@ PARSERS: dict[str, Callable[[str], Parser]] = {
     "run_id": _run_id_parser,
     "baseline": _text_parser,
     "margin": _margin_parser,
+    "optional_margin": _margin_parser,  # the flag's value may be left out (see flags.py)
     "log_prompts": lambda where: _choice_parser(where, LOG_PROMPT_MODES),
 }
 
