@@ -179,12 +179,8 @@ def _compare_cell(
         else:
             usable.append(key)
     cell.paired = len(usable)
-    base_names = {canonical_metric_name(n): n for s in base_samples for n in s.get("scores", {})}
-    names: list[str] = []
-    for s in new_samples:
-        for name in s.get("scores", {}):
-            if name not in names and canonical_metric_name(name) in base_names:
-                names.append(name)
+    base_names = {canonical_metric_name(n): n for n in _score_names(base_samples)}
+    names = [n for n in _score_names(new_samples) if canonical_metric_name(n) in base_names]
     for name in names:
         base_name = base_names[canonical_metric_name(name)]
         triples = []
@@ -197,6 +193,14 @@ def _compare_cell(
             metric_seed = int(stable_hash([seed, cell.cell_id, name], 8), 16)
             cell.metrics[name] = _compare_metric(name, triples, resamples, metric_seed)
     return cell
+
+
+def _score_names(samples: Sequence[_Sample]) -> list[str]:
+    """Metric names in first-seen order (dicts keep insertion order; keys are few)."""
+    names: dict[str, None] = {}
+    for s in samples:
+        names.update(dict.fromkeys(s.get("scores", {})))
+    return list(names)
 
 
 def _compare_metric(
