@@ -48,6 +48,8 @@ class EvaluationReport:
     cost: float = 0.0
     duration: float = 0.0
     incomplete: bool = False
+    #: The run this report belongs to (set by :class:`ExperimentReport`); used by :meth:`compare`.
+    run: ExperimentReport | None = field(default=None, repr=False, compare=False)
     #: Samples a metric could not score (judge failures), summed over metrics; never scores.
     metric_errors: int = 0
 
@@ -165,6 +167,22 @@ class EvaluationReport:
             lines.append(f"  failing samples: {', '.join(failing)}")
         return "\n".join(lines)
 
+    def compare(self, baseline: Any, **options: Any) -> Comparison:
+        """This cell against ``baseline``: :meth:`ExperimentReport.compare`, kept to this cell.
+
+        In a themis test: ``themis_report.compare("base/manifest.json").assert_not_worse(...)``.
+        """
+        if self.run is None:
+            from ..errors import ThemisError
+
+            raise ThemisError(
+                "this EvaluationReport is not part of a run; compare the ExperimentReport"
+            )
+        comparison = self.run.compare(baseline, **options)
+        if self.cell is not None:
+            comparison.cells = [c for c in comparison.cells if c.cell_id == self.cell.cell_id]
+        return comparison
+
     def summary(self) -> dict[str, Any]:
         return {
             "cell": self.cell.to_dict() if self.cell is not None else None,
@@ -194,6 +212,10 @@ class ExperimentReport:
     manifest: dict[str, Any] = field(default_factory=dict, repr=False)
     #: Set by ``evaluate(..., baseline=...)``: this run compared with the baseline.
     comparison: Comparison | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        for report in (self.evaluation_report, *self.cells.values()):
+            report.run = self
 
     @property
     def failures(self) -> list[EvaluationRecord]:

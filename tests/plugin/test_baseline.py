@@ -132,6 +132,29 @@ def test_small_run_is_inconclusive_and_fails_only_the_strict_gate(
     )  # fmt: skip
 
 
+def test_themis_report_compare_assert_not_worse_in_a_test(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _run(pytester, monkeypatch, "base", rows=100, wrong=0.1).assert_outcomes(passed=1)
+    monkeypatch.setenv("THEMIS_BASE", str(_manifest(pytester, "base")))
+    body = (
+        "def test_eval(themis_report):\n"
+        "    comparison = themis_report.compare(os.environ['THEMIS_BASE'])\n"
+        "    assert [c.cell_id for c in comparison.cells] == ['m-prompt-t0']\n"
+        "    comparison.assert_not_worse('ExactMatch', margin=0.02)\n"
+    )
+    test_file = TEST_FILE.replace("{PROMPTS}", "'{q}'").replace(
+        "def test_eval(themis_report):\n    pass\n", body
+    )
+    monkeypatch.setenv("THEMIS_ROWS", "100")
+    for name, wrong, outcome in (("same", 0.1, "passed"), ("worse", 0.5, "failed")):
+        monkeypatch.setenv("THEMIS_WRONG", str(wrong))
+        pytester.makepyfile(test_eval=test_file)
+        result = pytester.runpytest("-p", "no:cacheprovider", f"--themis-cache-dir={name}")
+        result.assert_outcomes(**{outcome: 1})
+    result.stdout.fnmatch_lines(["*ExactMatch vs baseline base*significant drop*"])
+
+
 @pytest.mark.parametrize(
     "args,message",
     [
