@@ -97,8 +97,7 @@ class RunRecorder:
         """Usage errors before any generation: pass@k beyond the epochs, another dataset."""
         cases = {}
         for item in items:
-            callspec = getattr(item, "callspec", None)
-            case = callspec.params.get(CASE_FIXTURE) if callspec is not None else None
+            case = _case(item)
             if case is not None:
                 cases[(case.spec_key, case.cell.cell_id)] = case
         self.family_cells = len(cases)
@@ -123,7 +122,7 @@ class RunRecorder:
                     continue
                 try:
                     fingerprints.add(session.fingerprint(session.load_rows(spec.source)))
-                except pytest.fail.Exception:
+                except (Exception, pytest.fail.Exception):
                     continue  # the item reports the unreadable dataset itself
             known = self.baseline.dataset_fingerprints()
             if fingerprints and known and not fingerprints & known:
@@ -141,8 +140,7 @@ class RunRecorder:
         """After a themis test body passed: compare its cell with the baseline and gate it."""
         result = yield
         outcome = item.stash.get(OUTCOME_KEY, None)
-        callspec = getattr(item, "callspec", None)
-        case = callspec.params.get(CASE_FIXTURE) if callspec is not None else None
+        case = _case(item)
         if self.baseline is None or outcome is None or case is None or case.per_sample:
             return result
         __tracebackhide__ = True
@@ -286,6 +284,15 @@ class RunRecorder:
         terminalreporter.section("themis vs baseline")
         for line in format_comparison(self.comparison):
             terminalreporter.write_line(line)
+
+
+def _case(item: pytest.Item) -> Any:
+    """The item's ThemisCase: a marker test's parameter, or a preset item's ``case``."""
+    callspec = getattr(item, "callspec", None)
+    case = callspec.params.get(CASE_FIXTURE) if callspec is not None else None
+    if case is None:
+        case = getattr(item, "case", None)
+    return case if hasattr(case, "spec_key") and hasattr(case, "cell") else None
 
 
 def _write_json(path: Path, value: Any) -> None:

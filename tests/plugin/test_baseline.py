@@ -155,6 +155,19 @@ def test_themis_report_compare_assert_not_worse_in_a_test(
     result.stdout.fnmatch_lines(["*ExactMatch vs baseline base*significant drop*"])
 
 
+@pytest.mark.slow
+def test_preset_items_are_compared_and_gated(pytester: pytest.Pytester) -> None:
+    args = ["-p", "no:cacheprovider", "--themis-preset=demo", "--themis-model=fake:fake-math-llm"]
+    first = pytester.runpytest_subprocess(*args, "--themis-cache-dir=a", "--themis-run-id=first")
+    first.assert_outcomes(passed=1)
+    again = pytester.runpytest_subprocess(
+        *args, "--themis-cache-dir=b", "--themis-baseline=a/manifest.json",
+        "--themis-require-noninferior=0.5",
+    )  # fmt: skip
+    again.assert_outcomes(passed=1)
+    again.stdout.fnmatch_lines(["baseline first (margin 0.5)", "demo [[]*unchanged", "verdict: *"])
+
+
 @pytest.mark.parametrize(
     "args,message",
     [
