@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +20,7 @@ from ..core.hashing import stable_hash
 __all__ = [
     "LOG_PROMPT_MODES",
     "LATEST_KEY",
+    "iter_sample_rows",
     "load_stored_run",
     "read_jsonl",
     "sample_rows",
@@ -31,6 +32,7 @@ __all__ = [
 LOG_PROMPT_MODES = ("full", "hash")
 LATEST_KEY = "samples:latest"
 _BATCH = 500
+_CHUNKS_PER_WRITE = 10
 
 
 def template_hashes(manifest: Mapping[str, Any]) -> dict[str, str]:
@@ -51,10 +53,25 @@ def sample_rows(
     log_prompts: str = "full",
 ) -> list[dict[str, Any]]:
     """One JSON-able dict per record: ids, prompt (or its hash), response, answer, scores."""
+    return list(
+        iter_sample_rows(
+            records, run_id, templates=templates, experiment=experiment, log_prompts=log_prompts
+        )
+    )
+
+
+def iter_sample_rows(
+    records: Iterable[EvaluationRecord],
+    run_id: str,
+    *,
+    templates: Mapping[str, str] | None = None,
+    experiment: str | None = None,
+    log_prompts: str = "full",
+) -> Iterator[dict[str, Any]]:
+    """:func:`sample_rows`, one row at a time."""
     if log_prompts not in LOG_PROMPT_MODES:
         raise ValueError(f"log_prompts must be one of {', '.join(LOG_PROMPT_MODES)}")
     templates = templates or {}
-    out: list[dict[str, Any]] = []
     for rec in records:
         gen = rec.generation
         task = gen.task
@@ -87,8 +104,7 @@ def sample_rows(
                 "latency": round(gen.latency, 6),
             }
         )
-        out.append(row)
-    return out
+        yield row
 
 
 def _score(value: float) -> float | None:
@@ -123,16 +139,43 @@ def read_jsonl(path: str | os.PathLike[str]) -> tuple[list[dict[str, Any]], str]
 
 
 def store_run(
-    storage: Any, run_id: str, manifest: Mapping[str, Any], rows: Sequence[Mapping[str, Any]]
-) -> None:
-    """Keep ``rows`` and the manifest in ``storage`` under ``samples:<run_id>`` (batched writes)."""
-    chunks = [list(rows[i : i + _BATCH]) for i in range(0, len(rows), _BATCH)]
-    items: list[tuple[str, dict[str, Any]]] = [
-        (f"samples:{run_id}:{i}", {"samples": chunk}) for i, chunk in enumerate(chunks)
-    ]
-    items.append((f"samples:{run_id}", {"manifest": dict(manifest), "chunks": len(chunks)}))
-    items.append((LATEST_KEY, {"run_id": run_id}))
-    storage.set_many(items)
+    storage: Any, run_id: str, manifest: Mapping[str, Any], rows: Iterable[Mapping[str, Any]]
+) -> int:
+    """Keep ``rows`` and the manifest in ``storage`` under ``samples:<run_id>``; return the count.
+
+    Rows go in entries of 500, several entries per ``set_many`` (one transaction in the stores
+    that support it), so memory stays bounded for large runs. The index entry is written last:
+    a run is never visible half-stored.
+    """
+    chunks = count = 0
+    pending: list[tuple[str, dict[str, Any]]] = []
+    chunk: list[Mapping[str, Any]] = []
+
+    def close_chunk() -> None:
+        nonlocal chunks, chunk
+        pending.append((f"samples:{run_id}:{chunks}", {"samples": chunk}))
+        chunks += 1
+        chunk = []
+        if len(pending) >= _CHUNKS_PER_WRITE:
+            storage.set_many(pending)
+            pending.clear()
+
+    for row in rows:
+        chunk.append(row)
+        count += 1
+        if len(chunk) >= _BATCH:
+            close_chunk()
+    if chunk:
+        close_chunk()
+    if pending:
+        storage.set_many(pending)
+    storage.set_many(
+        [
+            (f"samples:{run_id}", {"manifest": dict(manifest), "chunks": chunks}),
+            (LATEST_KEY, {"run_id": run_id}),
+        ]
+    )
+    return count
 
 
 def load_stored_run(

@@ -208,3 +208,18 @@ def test_evaluate_keeps_samples_by_run_id_and_compares_with_a_baseline(tmp_path:
     assert latest.comparison is not None and latest.comparison.baseline_run_id == "second"
     with pytest.raises(ConfigurationError, match="neither a file nor a run id"):
         evaluate(run_id="fourth", baseline="nope", wrong_rate=0.1, **common)
+
+
+def test_store_run_round_trips_many_chunks_in_order(tmp_path: Path) -> None:
+    from pytest_themis.storage import ExperimentStorage
+
+    store = ExperimentStorage(tmp_path / "store")
+    rows = ({"row_id": f"r{i}", "scores": {"x": i % 2}} for i in range(5_100))  # 11 entries
+    assert store_run(store, "big", {"run_id": "big", "cells": []}, rows) == 5_100
+    found = load_stored_run(store, "big")
+    assert found is not None
+    manifest, samples = found
+    assert manifest["run_id"] == "big"
+    assert [s["row_id"] for s in samples] == [f"r{i}" for i in range(5_100)]
+    assert store.get("samples:big")["chunks"] == 11  # type: ignore[index]
+    store.close()
