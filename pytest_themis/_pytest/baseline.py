@@ -26,8 +26,8 @@ from ..comparison.compare import RunData, compare_runs
 from ..comparison.results import Comparison, describe, is_regression, not_noninferior
 from ..comparison.samples import sample_rows, store_run, template_hashes, write_jsonl
 from ..errors import ThemisError
-from ..plugin import OUTCOME_KEY
-from . import CASE_FIXTURE
+from . import CASE_FIXTURE, is_xdist_worker
+from .items import OUTCOME_KEY
 
 if TYPE_CHECKING:  # pragma: no cover
     from .session import CellOutcome
@@ -212,10 +212,8 @@ class RunRecorder:
     # -- session end ----------------------------------------------------------------------------
 
     def _collect_local(self) -> None:
-        session = self.state._session
-        if session is not None:
-            for outcome in session.outcomes.values():
-                self._rows(outcome)
+        for outcome in self.state.outcomes:
+            self._rows(outcome)
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_testnodedown(self, node: Any, error: Any) -> None:
@@ -279,7 +277,7 @@ class RunRecorder:
 
     @pytest.hookimpl(trylast=True)
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
-        if self.comparison is None or hasattr(self.config, "workerinput"):
+        if self.comparison is None or is_xdist_worker(self.config):
             return
         terminalreporter.section("themis vs baseline")
         for line in format_comparison(self.comparison):

@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from ..core.defaults import CACHE_MODES, DEFAULT_CACHE_DIR
 from .flags import FLAGS
 
 __all__ = [
@@ -31,10 +32,8 @@ __all__ = [
     "resolve_options",
 ]
 
-CACHE_MODES = ("use", "refresh", "off", "replay")
 GATE_MODES = ("point", "lower")
 LOG_PROMPT_MODES = ("full", "hash")
-DEFAULT_CACHE_DIR = ".themis_cache"  # the same folder evaluate() uses
 
 Parser = Callable[[str], Any]
 
@@ -277,10 +276,6 @@ class ThemisOptions:
             return raw
         path = self._path("baseline")
         return str(path) if path is not None and path.is_file() else str(raw)
-
-    @property
-    def any_set(self) -> bool:
-        return any(v not in (None, [], ()) for v in self.cli.values())
 
 
 def resolve_options(config: pytest.Config) -> ThemisOptions:

@@ -7,7 +7,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 
 from ..core.entities import EvaluationRecord, MetricAggregate
-from ..evaluation.statistics import aggregate, t_critical
+from ..core.statistics import aggregate, t_critical
 from .statistics import maj_at_k, pass_at_k
 
 __all__ = ["clustered_aggregate", "epoch_metrics"]

@@ -12,7 +12,7 @@ from collections import Counter
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 
-from ..evaluation.statistics import wilson_interval
+from ..core.statistics import wilson_interval
 
 __all__ = [
     "ALPHA",

@@ -17,6 +17,7 @@ from .entities import (
     MetricMap,
     TokenUsage,
 )
+from .statistics import aggregate
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..comparison.results import Comparison
@@ -61,8 +62,6 @@ class EvaluationReport:
         cell: CellSpec | None = None,
         duration: float = 0.0,
     ) -> EvaluationReport:
-        from ..evaluation.statistics import aggregate
-
         records = list(records)
         names = list(metric_names)
         values: dict[str, list[float]] = {n: [] for n in names}
