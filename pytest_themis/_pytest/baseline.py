@@ -52,6 +52,7 @@ class RunRecorder:
         self.baseline: RunData | None = None
         self.family_cells = 0
         self.comparison: Comparison | None = None
+        self.comparison_error: str | None = None
         self.samples: dict[str, list[dict[str, Any]]] = {}
         spec = options.baseline
         if spec is None and (
@@ -172,6 +173,7 @@ class RunRecorder:
             self.baseline,
             margin=self.margin,
             family_size=max(1, self.family_cells) * metrics,
+            check_dataset=False,  # checked for the whole session at collection
         )
 
     def _gate(self, comparison: Comparison, cells: list[Any]) -> list[str]:
@@ -253,10 +255,13 @@ class RunRecorder:
         samples_path = state.options.samples_path or runs_dir / f"{state.run_id}.samples.jsonl"
         digest = write_jsonl(rows, samples_path)
         if self.baseline is not None:
-            self.comparison = compare_runs(
-                RunData(state.run_id, manifest, rows), self.baseline, margin=self.margin
-            )
-            manifest["comparison"] = self.comparison.to_dict()
+            try:
+                self.comparison = compare_runs(
+                    RunData(state.run_id, manifest, rows), self.baseline, margin=self.margin
+                )
+                manifest["comparison"] = self.comparison.to_dict()
+            except ThemisError as exc:  # e.g. a fixture's rows differ from the baseline's
+                self.comparison_error = str(exc)
         run_file = runs_dir / f"{state.run_id}.json"
         run_manifest = dict(
             manifest, samples=samples_reference(samples_path, runs_dir, digest, len(rows))
@@ -277,11 +282,15 @@ class RunRecorder:
 
     @pytest.hookimpl(trylast=True)
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
-        if self.comparison is None or is_xdist_worker(self.config):
+        if is_xdist_worker(self.config):
             return
-        terminalreporter.section("themis vs baseline")
-        for line in format_comparison(self.comparison):
-            terminalreporter.write_line(line)
+        if self.comparison is not None:
+            terminalreporter.section("themis vs baseline")
+            for line in format_comparison(self.comparison):
+                terminalreporter.write_line(line)
+        elif self.comparison_error:
+            terminalreporter.section("themis vs baseline")
+            terminalreporter.write_line(f"not compared: {self.comparison_error}")
 
 
 def _case(item: pytest.Item) -> Any:

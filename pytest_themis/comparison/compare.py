@@ -75,6 +75,7 @@ def compare_runs(
     resamples: int = BOOTSTRAP_RESAMPLES,
     seed: int = 0,
     family_size: int | None = None,
+    check_dataset: bool = True,
 ) -> Comparison:
     """Compare ``new`` with ``baseline``.
 
@@ -83,10 +84,12 @@ def compare_runs(
     epoch; rows in one run only, and rows with a generation error in either, are counted and
     left out. Holm's correction runs over every cell × metric compared; ``family_size`` (when
     larger) pads the family with p-values of 1, which bounds the adjusted p-values from above
-    when the other comparisons of a session are not known yet.
+    when the other comparisons of a session are not known yet. A baseline with no dataset
+    fingerprint in common with ``new`` is a :class:`ConfigurationError` (``check_dataset=False``
+    skips that check, for a part of a run whose whole was checked).
     """
     check_margin(margin, "margin")
-    if new.dataset_fingerprints() and baseline.dataset_fingerprints():
+    if check_dataset and new.dataset_fingerprints() and baseline.dataset_fingerprints():
         if not new.dataset_fingerprints() & baseline.dataset_fingerprints():
             raise ConfigurationError(
                 f"baseline {baseline.run_id} was recorded on another dataset (fingerprints "

@@ -155,6 +155,29 @@ def test_themis_report_compare_assert_not_worse_in_a_test(
     result.stdout.fnmatch_lines(["*ExactMatch vs baseline base*significant drop*"])
 
 
+def test_a_test_missing_from_the_baseline_is_reported_not_failed(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("THEMIS_ROWS", "20")
+    monkeypatch.setenv("THEMIS_WRONG", "0.1")
+    other = (
+        "\n\n@pytest.mark.themis(dataset=ROWS[:10], prompts='{q}', models=[MODEL], "
+        "reference_field='a', metrics=['exact_match'])\n"
+        "def test_other(themis_report):\n    pass\n"
+    )
+    pytester.makepyfile(test_eval=TEST_FILE.replace("{PROMPTS}", "'{q}'") + other)
+    flags = ["-p", "no:cacheprovider"]
+    pytester.runpytest(*flags, "--themis-cache-dir=a", "--themis-run-id=a", "-k", "not test_other")
+    result = pytester.runpytest(
+        *flags, "--themis-cache-dir=b", "--themis-baseline=a/manifest.json",
+        "--themis-fail-on-regression=0",
+    )  # fmt: skip
+    result.assert_outcomes(passed=2)
+    result.stdout.fnmatch_lines(
+        ["not in the baseline: test_eval.py::test_other/m-prompt-t0", "verdict: *"]
+    )
+
+
 @pytest.mark.slow
 def test_preset_items_are_compared_and_gated(pytester: pytest.Pytester) -> None:
     args = ["-p", "no:cacheprovider", "--themis-preset=demo", "--themis-model=fake:fake-math-llm"]
