@@ -167,7 +167,8 @@ class RunRecorder:
     def _compare_cell(self, outcome: CellOutcome) -> Comparison:
         assert self.baseline is not None
         rows = self._rows(outcome)
-        metrics = max(1, len(outcome.report.metrics))
+        # per-sample metrics only: pass@k / maj@k aggregates are not compared
+        metrics = max(1, sum(1 for name in outcome.report.metrics if "@" not in name))
         return compare_runs(
             RunData(outcome.result["manifest"]["run_id"], outcome.result["manifest"], rows),
             self.baseline,
