@@ -131,6 +131,8 @@ def paired_bootstrap(
         totals = np.bincount(index, weights=values)
         sizes = np.bincount(index).astype(float)
     estimate = float(totals.sum() / sizes.sum())
+    if len(totals) < 2:  # one cluster: resampling cannot show any spread
+        return BootstrapResult(estimate, math.nan, math.nan, math.nan, math.nan, 0)
     rng = np.random.default_rng(seed)
     stats = _resample_means(np, rng, totals, sizes, resamples)
     low, high = np.quantile(stats, [0.025, 0.975])

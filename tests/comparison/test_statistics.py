@@ -109,6 +109,12 @@ def test_bootstrap_is_seeded_and_matches_the_mean() -> None:
     assert first.resamples == 10_000
 
 
+def test_bootstrap_of_a_single_cluster_claims_nothing() -> None:
+    result = paired_bootstrap([0.5, 0.25, 0.75], ["r1", "r1", "r1"])
+    assert result.estimate == 0.5
+    assert math.isnan(result.ci_low) and math.isnan(result.p_value)
+
+
 def test_bootstrap_all_zero_differences_is_a_point() -> None:
     result = paired_bootstrap([0.0] * 50)
     assert (result.estimate, result.ci_low, result.ci_high, result.p_value) == (0, 0, 0, 1)
