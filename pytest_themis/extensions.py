@@ -18,7 +18,7 @@ import pluggy
 from . import hookspecs
 from .errors import ConfigurationError
 
-__all__ = ["ENTRY_POINT_GROUP", "KINDS", "plugin_manager", "registered", "reset"]
+__all__ = ["ENTRY_POINT_GROUP", "KINDS", "plugin_manager", "registered"]
 
 ENTRY_POINT_GROUP = hookspecs.PROJECT_NAME
 #: Registry kind -> hook that fills it.
@@ -94,11 +94,3 @@ def _collect(kind: str) -> dict[str, Any]:
             owners[name] = owner
             table[name] = value
     return table
-
-
-def reset() -> None:
-    """Forget the manager and the collected tables (the next lookup loads plugins again)."""
-    global _manager
-    with _LOCK:
-        _manager = None
-        _tables.clear()
