@@ -74,6 +74,10 @@ class ThemisState:
             from .preset_items import preset_items
 
             items.extend(preset_items(session, self.session))
+        if self._session is not None and not self.config.option.collectonly:
+            from .preflight import preflight
+
+            preflight(self._session, items)  # configuration mistakes: exit 4 before any request
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_call(self, item: pytest.Item) -> Generator[None, Any, Any]:
