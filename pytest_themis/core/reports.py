@@ -136,7 +136,7 @@ class EvaluationReport:
         raise AssertionError(self.describe_gate_failure(name, op, threshold, gate))
 
     def gate_value(self, name: str, op: str, gate: str) -> float:
-        """The number a gate compares: the mean, or for ``gate="lower"`` the CI end facing ``op``."""
+        """The number a gate compares: the mean, or (``gate="lower"``) the CI end facing ``op``."""
         agg = self.metrics[name]
         if gate == "lower":
             return agg.ci_low if op in (">=", ">") else agg.ci_high

@@ -48,12 +48,13 @@ def _stable_repr(value: Any, depth: int = 0) -> str | None:
     if isinstance(value, _SIMPLE):
         return repr(value)
     if depth < _MAX_DEPTH and isinstance(value, (tuple, list, frozenset, set)):
-        parts = [_stable_repr(v, depth + 1) for v in value]
-        if any(p is None for p in parts):
+        found = [_stable_repr(v, depth + 1) for v in value]
+        parts = [p for p in found if p is not None]
+        if len(parts) != len(found):
             return None
         if isinstance(value, (set, frozenset)):
-            parts = sorted(parts)  # type: ignore[arg-type]
-        return f"{type(value).__name__}({','.join(parts)})"  # type: ignore[arg-type]
+            parts.sort()
+        return f"{type(value).__name__}({','.join(parts)})"
     if depth < _MAX_DEPTH and isinstance(value, dict):
         items = [(_stable_repr(k, depth + 1), _stable_repr(v, depth + 1)) for k, v in value.items()]
         if any(k is None or v is None for k, v in items):
@@ -127,13 +128,14 @@ def _feed_callable(digest: Any, fn: Any, depth: int = 0) -> None:
         if wrapped is not None and callable(wrapped):
             _feed_callable(digest, wrapped, depth + 1)
         return
-    call = getattr(type(fn), "__call__", None)
+    call = type(fn).__dict__.get("__call__") or getattr(type(fn), "__call__", None)  # noqa: B004
     if isinstance(call, types.FunctionType):  # an instance of a class defining __call__
         _feed_function(digest, call)
         _feed_instance(digest, fn)
         return
     # Builtins and C extensions: their code cannot change between runs of one install.
-    digest.update(f"builtin|{getattr(fn, '__module__', '')}.{getattr(fn, '__qualname__', '')}".encode())
+    name = f"{getattr(fn, '__module__', '')}.{getattr(fn, '__qualname__', '')}"
+    digest.update(f"builtin|{name}".encode())
 
 
 def _feed_instance(digest: Any, obj: Any) -> None:

@@ -4,8 +4,9 @@ litellm is imported on first use. Its request settings are never touched globall
 timeouts, keys, bases and headers all travel as keyword arguments of each call, so other code
 using litellm in the same process is unaffected. The one global we set is output-only: litellm's
 debug banners ("Provider List: …", "Give Feedback / Get Help") are switched off, because our
-errors already say what failed and they would otherwise flood the user's terminal. Failures are classified by exception *type* into
-:mod:`pytest_themis.errors`, and every message we raise has credentials replaced by ``***``.
+errors already say what failed and they would otherwise flood the user's terminal. Failures are
+classified by exception *type* into :mod:`pytest_themis.errors`, and every message we raise has
+credentials replaced by ``***``.
 """
 
 from __future__ import annotations
@@ -67,8 +68,8 @@ def _import_litellm() -> ModuleType:
 
 def _quiet(litellm: ModuleType) -> None:
     """Switch off litellm's printed banners and its verbose logger (output only)."""
-    litellm.suppress_debug_info = True
-    litellm.set_verbose = False
+    setattr(litellm, "suppress_debug_info", True)  # noqa: B010 - untyped module attributes
+    setattr(litellm, "set_verbose", False)  # noqa: B010
     import logging
 
     for name in ("LiteLLM", "LiteLLM Router", "LiteLLM Proxy", "litellm"):
@@ -452,9 +453,7 @@ _MISSING_KEY_PHRASES = (
 def _missing_credentials(exc: BaseException) -> bool:
     """Whether the client refused to send because no key was configured (litellm reports this
     as a 500 or a generic error, although nothing reached the server)."""
-    return any(
-        phrase in str(e).lower() for e in _chain(exc) for phrase in _MISSING_KEY_PHRASES
-    )
+    return any(phrase in str(e).lower() for e in _chain(exc) for phrase in _MISSING_KEY_PHRASES)
 
 
 def _key_variables(litellm: ModuleType, model: str, options: Mapping[str, Any]) -> list[str]:
