@@ -5,12 +5,20 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ..core.reports import EvaluationReport
 from .options import FailUnder
 
-__all__ = ["GateResult", "error_budget_failure", "evaluate_gates", "gate_failures"]
+if TYPE_CHECKING:  # pragma: no cover
+    from ..core.reports import EvaluationReport
+
+__all__ = [
+    "GateResult",
+    "error_budget_failure",
+    "evaluate_gates",
+    "gate_failures",
+    "preset_gates",
+]
 
 _SHOWN_ERRORS = 5
 
@@ -106,3 +114,15 @@ def gate_failures(
     return [
         r.message or "" for r in evaluate_gates(report, gates, primary_metric, mode) if not r.passed
     ]
+
+
+def preset_gates(spec: Any, fail_under: Sequence[FailUnder]) -> list[FailUnder]:
+    """Gates of a ``--themis-preset`` item: the ``--themis-fail-under`` ones, else the preset's
+    default gate on its primary metric (``BenchmarkPreset.default_fail_under``)."""
+    if fail_under:
+        return list(fail_under)
+    preset = getattr(spec, "preset", None)
+    default = getattr(preset, "default_fail_under", None)
+    if default is None:
+        return []
+    return [FailUnder(str(preset.primary_metric), float(default))]

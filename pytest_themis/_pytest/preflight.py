@@ -20,6 +20,7 @@ from . import CASE_FIXTURE
 __all__ = ["preflight"]
 
 _PLUGIN_MODULE = "pytest_themis.plugin"
+_PRESET_PREFIX = "themis-preset::"
 
 
 def _default_fixture(item: pytest.Item, name: str) -> bool:
@@ -51,8 +52,11 @@ def _spec_keys(items: list[pytest.Item]) -> dict[str, tuple[bool, bool]]:
     return found
 
 
-def _check_spec(session: Any, spec: Any, rows_default: bool, pipe_default: bool) -> None:
+def _check_spec(
+    session: Any, key: str, spec: Any, rows_default: bool, pipe_default: bool
+) -> None:
     from ..experiment import validation
+    from .gates import preset_gates
 
     options = session.options
     if rows_default and spec.source.kind != "none":
@@ -65,9 +69,12 @@ def _check_spec(session: Any, spec: Any, rows_default: bool, pipe_default: bool)
     else:
         metrics = session.default_metrics(spec)
     validation.check_references(spec.plan, metrics)
-    if options.fail_under:
+    gates = options.fail_under
+    if key.startswith(_PRESET_PREFIX):
+        gates = preset_gates(spec, gates)
+    if gates:
         primary = spec.primary_metric or (str(metrics[0].name) if metrics else None)
-        validation.check_gates(options.fail_under, metrics, primary)
+        validation.check_gates(gates, metrics, primary)
 
 
 def _check_storage(session: Any) -> None:
@@ -83,18 +90,18 @@ def _check_storage(session: Any) -> None:
 def preflight(session: Any, items: list[pytest.Item]) -> None:
     """Raise :class:`pytest.UsageError` for the first configuration mistake found."""
     specs = _spec_keys(items)
-    if specs and any(_default_fixture(i, "themis_storage") for i in items):
-        try:
-            _check_storage(session)
-        except ThemisError as exc:
-            raise pytest.UsageError(str(exc)) from None
     for key, (rows_default, pipe_default) in specs.items():
         spec = session.specs.get(key)
         if spec is None:
             continue
         try:
-            _check_spec(session, spec, rows_default, pipe_default)
+            _check_spec(session, key, spec, rows_default, pipe_default)
         except ThemisError as exc:
             raise pytest.UsageError(f"{key}: {exc}") from None
         except pytest.fail.Exception as exc:  # the session's loaders report this way
             raise pytest.UsageError(f"{key}: {exc.msg}") from None
+    if specs and any(_default_fixture(i, "themis_storage") for i in items):
+        try:
+            _check_storage(session)
+        except ThemisError as exc:
+            raise pytest.UsageError(str(exc)) from None

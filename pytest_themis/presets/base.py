@@ -102,6 +102,9 @@ class BenchmarkPreset:
     prompt: PromptTemplate
     primary_metric: str
     default_model: str | None = None
+    #: ``--themis-preset`` items gate the primary metric at this value unless a
+    #: ``--themis-fail-under`` is given (None: no default gate).
+    default_fail_under: float | None = None
     sampling: SamplingConfig = field(default_factory=_default_sampling)
     extractor_factory: Factory = "IdentityExtractor"
     metric_factories: tuple[Factory, ...] = ()
