@@ -48,7 +48,9 @@ def attach_outcome(
     item.stash[OUTCOME_KEY] = outcome
     state = item.config.stash.get(STATE_KEY, None)
     if state is not None:
-        record_gates(outcome, state.options.fail_under if gates is None else gates, state.options.gate)
+        record_gates(
+            outcome, state.options.fail_under if gates is None else gates, state.options.gate
+        )
     if fresh:
         pending = item.stash.setdefault(PENDING_KEY, [])
         pending.append(json.dumps(outcome.result, default=str))

@@ -52,9 +52,7 @@ def _spec_keys(items: list[pytest.Item]) -> dict[str, tuple[bool, bool]]:
     return found
 
 
-def _check_spec(
-    session: Any, key: str, spec: Any, rows_default: bool, pipe_default: bool
-) -> None:
+def _check_spec(session: Any, key: str, spec: Any, rows_default: bool, pipe_default: bool) -> None:
     from ..experiment import validation
     from .gates import preset_gates
 

@@ -370,14 +370,15 @@ def _classify(
             if variables
             else "check the api_key option or the provider's API key environment variable"
         )
+        missing = _missing_credentials(exc) and not options.get("api_key")
         what = (
-            "no API key was found"
-            if _missing_credentials(exc) and not options.get("api_key")
+            "no API key was found (nothing was sent)"
+            if missing
             else f"the credentials were rejected (HTTP {status or 401})"
         )
         return AuthenticationError(
             f"{where}: {what}: {detail}; {where_key}",
-            status_code=status or 401,
+            status_code=None if missing else status or 401,
             model=model,
         )
     if isinstance(exc, (litellm.NotFoundError, openai.NotFoundError)) or status == 404:
