@@ -123,6 +123,6 @@ def preset_gates(spec: Any, fail_under: Sequence[FailUnder]) -> list[FailUnder]:
         return list(fail_under)
     preset = getattr(spec, "preset", None)
     default = getattr(preset, "default_fail_under", None)
-    if default is None:
+    if preset is None or default is None:
         return []
     return [FailUnder(str(preset.primary_metric), float(default))]

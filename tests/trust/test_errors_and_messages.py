@@ -7,12 +7,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from support.services import free_port
 
 from pytest_themis import evaluate
 from pytest_themis.errors import AuthenticationError, ConfigurationError
 from pytest_themis.generation.failfast import FailFastError
 from pytest_themis.testing import FaultPlan, OpenAIServer
-from support.services import free_port
 
 ROWS = [{"id": f"r{i}", "q": f"{i}+{i}", "a": str(2 * i)} for i in range(40)]
 

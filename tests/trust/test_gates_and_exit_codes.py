@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import json
 import math
-from pathlib import Path
 
 import pytest
 
-from pytest_themis.core.entities import CellSpec, GenerationTask, ModelSpec, SamplingConfig
+from pytest_themis.core.entities import CellSpec, GenerationTask, ModelSpec
 from pytest_themis.presets import get_benchmark_preset
 from pytest_themis.providers.fake import FakeProvider
 
@@ -134,7 +133,9 @@ def test_themis_report_without_the_marker_says_add_the_marker(door: pytest.Pytes
     door.makepyfile("def test_quality(themis_report):\n    pass\n")
     result = door.runpytest(*_args(door))
     assert result.ret == 4
-    result.stderr.fnmatch_lines(["*requests themis_report but is not marked; add @pytest.mark.themis(*"])
+    result.stderr.fnmatch_lines(
+        ["*requests themis_report but is not marked; add @pytest.mark.themis(*"]
+    )
 
 
 def test_unusable_cache_folder_is_one_usage_error(door: pytest.Pytester) -> None:
@@ -157,5 +158,3 @@ def test_damaged_cache_database_is_one_usage_error(door: pytest.Pytester) -> Non
     assert result.ret == 4
     result.stderr.fnmatch_lines(["*cache database*cache.db is damaged*move it aside*"])
     assert "Traceback" not in result.stdout.str() + result.stderr.str()
-
-
