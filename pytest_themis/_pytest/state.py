@@ -45,6 +45,8 @@ class ThemisState:
         self.results: dict[str, dict[str, Any]] = {}
         self.manifest_path: Path | None = None
         self.manifest_error: str | None = None
+        self.interrupted = False
+        self.started = time.time()
         self._session: ThemisSession | None = None
 
     @property
@@ -117,26 +119,31 @@ class ThemisState:
                 if known is None or result.get("generated", 0) > known.get("generated", 0):
                     self.results[result["key"]] = result
 
-    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+    def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
         if self._session is not None:
             self._session.close()
-        if hasattr(self.config, "workerinput") or not self.results:
+        self.interrupted = exitstatus == pytest.ExitCode.INTERRUPTED and self._session is not None
+        if hasattr(self.config, "workerinput") or not (self.results or self.interrupted):
             return
         from .summary import write_manifest
 
         self.manifest_path, self.manifest_error = write_manifest(
-            list(self.results.values()), self.run_id, self.options.manifest_path
-        )
+            list(self.results.values()), self.run_id, self.options.manifest_path,
+            interrupted=self.interrupted, started=self.started,
+        )  # fmt: skip
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
-        if not self.results or hasattr(self.config, "workerinput"):
+        if not (self.results or self.interrupted) or hasattr(self.config, "workerinput"):
             return
-        from .summary import format_table
+        from .summary import format_table, interrupted_lines
 
         terminalreporter.section("themis")
         ordered = sorted(self.results.values(), key=lambda r: (r["experiment"], r["cell_id"]))
         for line in format_table(ordered):
             terminalreporter.write_line(line)
+        if self.interrupted:
+            for line in interrupted_lines(ordered):
+                terminalreporter.write_line(line)
         if self.manifest_path is not None:
             terminalreporter.write_line(f"themis manifest: {self.manifest_path}")
         if self.manifest_error:

@@ -5,11 +5,12 @@ from __future__ import annotations
 import json
 import math
 import os
-from collections.abc import Iterable, Mapping
+import time
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-__all__ = ["format_table", "junit_properties", "write_manifest"]
+__all__ = ["format_table", "interrupted_lines", "junit_properties", "write_manifest"]
 
 _HEADERS = ("cell", "metrics (95% CI)", "n", "cached", "errors", "tokens", "cost $", "time")
 
@@ -71,18 +72,33 @@ def junit_properties(result: Mapping[str, Any]) -> list[tuple[str, str]]:
 
 
 def write_manifest(
-    results: list[Mapping[str, Any]], run_id: str, path: Path
+    results: list[Mapping[str, Any]],
+    run_id: str,
+    path: Path,
+    *,
+    interrupted: bool = False,
+    started: float | None = None,
 ) -> tuple[Path | None, str | None]:
-    """Merge the cells' manifest parts into one validated file; ``(path, None)`` or an error."""
+    """Merge the cells' manifest parts into one validated file; ``(path, None)`` or an error.
+
+    An ``interrupted`` run (Ctrl-C) still gets a manifest: the cells that finished, marked
+    ``"interrupted": true`` (with no finished cell, an empty one timed from ``started``).
+    """
     from ..errors import ThemisError
-    from ..experiment.manifest import merge_manifests, validate_manifest
+    from ..experiment.manifest import manifest_hash, merge_manifests, validate_manifest
 
     # The environment is the controller's (an xdist worker's argv differs from a serial run's).
     parts = [dict(r["manifest"], environment=None) for r in results if r.get("manifest")]
+    if not parts and interrupted:
+        now = time.time()
+        parts = [{"timings": {"started_at": started or now, "finished_at": now}}]
     if not parts:
         return None, "no manifest parts were produced"
     try:
         manifest = merge_manifests(parts, run_id)
+        if interrupted:
+            manifest["interrupted"] = True
+            manifest["manifest_sha256"] = manifest_hash(manifest)
         validate_manifest(manifest)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(path.name + ".tmp")
@@ -91,3 +107,11 @@ def write_manifest(
     except (ThemisError, OSError) as exc:
         return None, str(exc)
     return path, None
+
+
+def interrupted_lines(results: Sequence[Mapping[str, Any]]) -> list[str]:
+    """What the summary says after Ctrl-C."""
+    return [
+        f"themis: interrupted — {len(results)} cell(s) finished (shown above); every finished "
+        "generation is cached, so rerunning the same command resumes where this run stopped"
+    ]
