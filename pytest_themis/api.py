@@ -267,9 +267,6 @@ def evaluate(
         reference_field=reference_field or (preset.reference_field if preset is not None else None),
         num_samples=num_samples,
     )
-    from .experiment.validation import validate_run
-
-    validate_run(plan, None, evaluation_pipeline)  # rows: orchestrator.run checks them first
     runner = GenerationRunner(
         max_parallel=max_parallel,
         max_retries=max_retries,

@@ -7,8 +7,9 @@ The rule (documented in the README, "Your function as the model"):
    code cannot show (a prompt file, a vector index, a remote service): bump it when that changes.
 2. Otherwise the fingerprint hashes the code that runs: for a function, its code object
    (bytecode, constants, names — recursively through nested functions, lambdas and
-   comprehensions), its default arguments, the values of its closure cells that have a stable
-   ``repr`` (numbers, strings, tuples …; other cells contribute their type name), and the whole
+   comprehensions), its default arguments, the values of its closure cells that are immutable
+   with a stable ``repr`` (numbers, strings, tuples of those …; any other cell — a list, a
+   client object — contributes only its type name), and the whole
    source file of the module that defines it — so editing a helper in the same file counts too.
    ``functools.partial`` adds its bound arguments; a callable object hashes its class's
    ``__call__`` and module and the simple values in its ``__dict__``; a bound method its
@@ -44,22 +45,21 @@ def declared_version(fn: Any, options: Any = None) -> str | None:
 
 
 def _stable_repr(value: Any, depth: int = 0) -> str | None:
-    """``repr`` of values whose repr is their content (None for anything else)."""
+    """``repr`` of immutable values whose repr is their content (None for anything else).
+
+    Mutable containers (lists, dicts, sets) are left out on purpose: a closure or attribute
+    holding one is usually state the callable updates (a call log, a counter), not a setting.
+    """
     if isinstance(value, _SIMPLE):
         return repr(value)
-    if depth < _MAX_DEPTH and isinstance(value, (tuple, list, frozenset, set)):
+    if depth < _MAX_DEPTH and isinstance(value, (tuple, frozenset)):
         found = [_stable_repr(v, depth + 1) for v in value]
         parts = [p for p in found if p is not None]
         if len(parts) != len(found):
             return None
-        if isinstance(value, (set, frozenset)):
+        if isinstance(value, frozenset):
             parts.sort()
         return f"{type(value).__name__}({','.join(parts)})"
-    if depth < _MAX_DEPTH and isinstance(value, dict):
-        items = [(_stable_repr(k, depth + 1), _stable_repr(v, depth + 1)) for k, v in value.items()]
-        if any(k is None or v is None for k, v in items):
-            return None
-        return "dict(" + ",".join(sorted(f"{k}:{v}" for k, v in items)) + ")"  # type: ignore[str-bytes-safe]
     return None
 
 
@@ -115,7 +115,8 @@ def _feed_callable(digest: Any, fn: Any, depth: int = 0) -> None:
         return
     if isinstance(fn, functools.partial):
         _feed_value(digest, "partial-args", fn.args)
-        _feed_value(digest, "partial-kwargs", fn.keywords)
+        for name, value in sorted(fn.keywords.items()):
+            _feed_value(digest, f"partial-kwarg.{name}", value)
         _feed_callable(digest, fn.func, depth + 1)
         return
     if isinstance(fn, types.MethodType):

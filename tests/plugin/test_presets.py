@@ -55,8 +55,8 @@ def test_fail_under_unknown_metric_names_the_available_ones(pytester: pytest.Pyt
     result = pytester.runpytest(
         *base_args(pytester), "--themis-preset=demo", "--themis-fail-under=Bleu=0.1"
     )
-    result.assert_outcomes(failed=1)
-    result.stdout.fnmatch_lines(["*no metric 'Bleu' in this evaluation; available: NumericMatch*"])
+    assert result.ret == pytest.ExitCode.USAGE_ERROR  # found before any request
+    result.stderr.fnmatch_lines(["*no metric 'Bleu' in this evaluation; available: NumericMatch*"])
 
 
 def test_model_flag_and_k_select_preset_cells(pytester: pytest.Pytester) -> None:

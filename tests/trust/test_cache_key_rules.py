@@ -152,3 +152,15 @@ def test_extra_body_through_litellm_is_sent_not_replayed(tmp_path: Path) -> None
         assert server.stats.request_count == len(ROWS)  # credentials/timeouts: cached
         _run("openai/fake-chat", extra_body={"frequency_penalty": 1.5}, **common)
         assert server.stats.request_count == 2 * len(ROWS)
+
+
+def test_state_in_mutable_closures_does_not_change_the_fingerprint() -> None:
+    calls: list[str] = []
+
+    def app(prompt: str) -> str:
+        calls.append(prompt)
+        return prompt
+
+    before = callable_fingerprint(app)
+    app("2+2")
+    assert calls and callable_fingerprint(app) == before
