@@ -113,3 +113,34 @@ def test_fail_fast_keeps_finished_records_and_never_trips_after_a_success() -> N
     with pytest.raises(FailFastError, match="connection refused"):
         fresh.execute(task)
     assert isinstance(FailFastError("x"), AuthenticationError.__mro__[1])  # permanent
+
+
+def test_unusable_cache_folder_in_evaluate_is_one_configuration_error(
+    tmp_path: Path, recwarn: pytest.WarningsRecorder
+) -> None:
+    from pytest_themis.errors import CacheFolderError
+
+    (tmp_path / "afile").write_text("")
+    with pytest.raises(CacheFolderError, match=r"cannot use the cache folder .*afile") as info:
+        _run("fake:fake-math-llm", storage=tmp_path / "afile" / "cache")
+    assert "\n" not in str(info.value) and isinstance(info.value, ConfigurationError)
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "cache.db").write_bytes(b"\x00garbage" * 200)
+    with pytest.raises(CacheFolderError, match=r"cache\.db is damaged.*move it aside"):
+        _run("fake:fake-math-llm", storage=broken)
+    assert not [w for w in recwarn if "regenerated" in str(w.message)]
+
+
+def test_declared_version_is_an_evaluate_option(tmp_path: Path) -> None:
+    def app(prompt: str) -> str:
+        return "0"
+
+    first = _run(app, ROWS[:3], storage=tmp_path, version="v1")
+    assert not any(r.generation.cached for r in first.records)
+    assert all(
+        r.generation.cached for r in _run(app, ROWS[:3], storage=tmp_path, version="v1").records
+    )
+    assert not any(
+        r.generation.cached for r in _run(app, ROWS[:3], storage=tmp_path, version="v2").records
+    )
