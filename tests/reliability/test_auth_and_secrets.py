@@ -79,6 +79,7 @@ def test_rejected_credentials_fail_one_cell_without_retries(
     assert CANARY_KEY not in out + err
 
 
+@pytest.mark.slow  # a pytest subprocess that imports litellm
 def test_key_never_reaches_cache_manifest_output_or_junit(tmp_path: Path) -> None:
     n = 6
     write_jsonl(tmp_path / "data.jsonl", rows(n))
