@@ -11,10 +11,10 @@ os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
 @pytest.fixture(scope="session")
 def _preloaded() -> None:
-    """Import ``datasets`` and ``litellm`` before any in-process pytester run (see
-    ``tests/reliability/conftest.py``: pytester's ``sys.modules`` restore breaks them)."""
+    """Import ``datasets`` (numpy) before any in-process pytester run: pytester restores
+    ``sys.modules`` after each run and numpy cannot be imported twice. The door runs here use
+    the fake and python providers only, so litellm is not needed (and not paid for)."""
     import datasets  # noqa: F401
-    import litellm  # noqa: F401
 
 
 @pytest.fixture

@@ -164,3 +164,29 @@ def test_state_in_mutable_closures_does_not_change_the_fingerprint() -> None:
     before = callable_fingerprint(app)
     app("2+2")
     assert calls and callable_fingerprint(app) == before
+
+
+APP_TEST = """
+import pytest
+
+ROWS = [{"id": f"r{i}", "q": f"{i}+{i}", "a": str(2 * i)} for i in range(1, 6)]
+
+
+def my_app(prompt):
+    return ANSWER
+
+
+@pytest.mark.themis(dataset=ROWS, prompts="{q}", models=[my_app], reference_field="a",
+                    metrics=["exact_match"])
+def test_app(themis_report):
+    print("SCORE", themis_report.metrics["ExactMatch"].mean, "CACHED", themis_report.cached)
+"""
+
+
+def test_editing_a_marker_callable_reruns_it_through_pytest(door: pytest.Pytester) -> None:
+    args = ["-p", "no:cacheprovider", "-s", f"--themis-cache-dir={door.path / 'cache'}"]
+    door.makepyfile(test_app=APP_TEST.replace("ANSWER", "str(eval(prompt))"))
+    door.runpytest(*args).stdout.fnmatch_lines(["*SCORE 1.0 CACHED 0*"])
+    door.runpytest(*args).stdout.fnmatch_lines(["*SCORE 1.0 CACHED 5*"])
+    door.makepyfile(test_app=APP_TEST.replace("ANSWER", "'0'"))
+    door.runpytest(*args).stdout.fnmatch_lines(["*SCORE 0.0 CACHED 0*"])
