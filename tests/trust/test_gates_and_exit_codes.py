@@ -70,6 +70,7 @@ def test_lower_gate_compares_the_lower_bound_end_to_end(door: pytest.Pytester) -
     assert point.ret == 0
 
 
+@pytest.mark.slow  # a pytest subprocess (the broken extractor must not leak into this process)
 def test_demo_default_gate_fails_broken_scoring(
     pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
 ) -> None:
