@@ -144,3 +144,19 @@ def test_declared_version_is_an_evaluate_option(tmp_path: Path) -> None:
     assert not any(
         r.generation.cached for r in _run(app, ROWS[:3], storage=tmp_path, version="v2").records
     )
+
+
+def test_validation_names_the_gate_metric_and_the_fix() -> None:
+    from pytest_themis._pytest.options import FailUnder
+    from pytest_themis.evaluation.metrics.exact_match import ExactMatch
+    from pytest_themis.evaluation.metrics.response_length import ResponseLength
+    from pytest_themis.experiment.validation import check_gates
+
+    metrics = [ExactMatch(), ResponseLength()]
+    with pytest.raises(ConfigurationError, match=r"did you mean 'ExactMatch'\?"):
+        check_gates([FailUnder("ExactMatc", 0.5)], metrics, "ExactMatch")
+    with pytest.raises(ConfigurationError, match=r"85: ExactMatch scores lie in \[0, 1\].*0\.85"):
+        check_gates([FailUnder(None, 85.0)], metrics, "ExactMatch")
+    with pytest.raises(ConfigurationError, match=r"choose a threshold inside that range"):
+        check_gates([FailUnder("ExactMatch", -0.5)], metrics, "ExactMatch")
+    check_gates([FailUnder("ResponseLength", 300.0), FailUnder(None, 0.9)], metrics, "ExactMatch")
