@@ -13,7 +13,6 @@ __all__ = [
     "BadRequestError",
     "BudgetExceededError",
     "CacheFolderError",
-    "CacheMissError",
     "ConfigurationError",
     "DatasetError",
     "ExtractionError",
@@ -58,10 +57,6 @@ class ExtractionError(ThemisError):
 
 class MetricError(ThemisError):
     """A metric raised or returned something that is not a score."""
-
-
-class CacheMissError(ThemisError):
-    """``cache=replay`` was requested and a generation is not in the cache."""
 
 
 class ProviderError(ThemisError):

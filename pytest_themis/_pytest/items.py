@@ -9,18 +9,25 @@ from typing import Any
 import pytest
 
 from ..core.entities import CellSpec
-from ..plugin import OUTCOME_KEY, PENDING_KEY, STATE_KEY
 from .gates import error_budget_failure, evaluate_gates, gate_failures
 from .session import CellOutcome
 from .summary import junit_properties
 
 __all__ = [
+    "OUTCOME_KEY",
+    "PENDING_KEY",
     "ThemisCase",
     "attach_outcome",
     "check_errors",
     "check_gates",
     "check_sample",
 ]
+
+
+#: The cell outcome an item read.
+OUTCOME_KEY = pytest.StashKey[CellOutcome]()
+#: Cell results (JSON) computed during an item's current phase, to attach to its next report.
+PENDING_KEY = pytest.StashKey[list[str]]()
 
 
 @dataclass(frozen=True)
@@ -46,7 +53,7 @@ def attach_outcome(
     (default: ``--themis-fail-under``).
     """
     item.stash[OUTCOME_KEY] = outcome
-    state = item.config.stash.get(STATE_KEY, None)
+    state = item.config.pluginmanager.get_plugin("themis-state")  # this run's ThemisState
     if state is not None:
         record_gates(
             outcome, state.options.fail_under if gates is None else gates, state.options.gate

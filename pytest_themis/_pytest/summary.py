@@ -8,9 +8,15 @@ import os
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
-__all__ = ["format_table", "interrupted_lines", "junit_properties", "write_manifest"]
+__all__ = [
+    "WrittenManifest",
+    "format_table",
+    "interrupted_lines",
+    "junit_properties",
+    "write_manifest",
+]
 
 _HEADERS = ("cell", "metrics (95% CI)", "n", "cached", "errors", "tokens", "cost $", "time")
 
@@ -71,6 +77,14 @@ def junit_properties(result: Mapping[str, Any]) -> list[tuple[str, str]]:
     return props
 
 
+class WrittenManifest(NamedTuple):
+    """Where the manifest went (or why it did not) and what it holds."""
+
+    path: Path | None
+    error: str | None
+    manifest: dict[str, Any] | None
+
+
 def write_manifest(
     results: list[Mapping[str, Any]],
     run_id: str,
@@ -78,8 +92,8 @@ def write_manifest(
     *,
     interrupted: bool = False,
     started: float | None = None,
-) -> tuple[Path | None, str | None]:
-    """Merge the cells' manifest parts into one validated file; ``(path, None)`` or an error.
+) -> WrittenManifest:
+    """Merge the cells' manifest parts into one validated file (or say why it was not written).
 
     An ``interrupted`` run (Ctrl-C) still gets a manifest: the cells that finished, marked
     ``"interrupted": true`` (with no finished cell, an empty one timed from ``started``).
@@ -93,7 +107,7 @@ def write_manifest(
         now = time.time()
         parts = [{"timings": {"started_at": started or now, "finished_at": now}}]
     if not parts:
-        return None, "no manifest parts were produced"
+        return WrittenManifest(None, "no manifest parts were produced", None)
     try:
         manifest = merge_manifests(parts, run_id)
         if interrupted:
@@ -105,8 +119,8 @@ def write_manifest(
         tmp.write_text(json.dumps(manifest, indent=2, sort_keys=True, default=str) + "\n")
         os.replace(tmp, path)
     except (ThemisError, OSError) as exc:
-        return None, str(exc)
-    return path, None
+        return WrittenManifest(None, str(exc), None)
+    return WrittenManifest(path, None, manifest)
 
 
 def interrupted_lines(results: Sequence[Mapping[str, Any]]) -> list[str]:

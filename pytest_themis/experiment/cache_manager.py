@@ -8,6 +8,7 @@ import os
 from typing import Any
 
 from ..backends.storage import StorageBackend
+from ..core.defaults import CACHE_MODES, DEFAULT_CACHE_DIR
 from ..core.entities import (
     CellSpec,
     GenerationError,
@@ -24,7 +25,6 @@ from .fingerprint import callable_fingerprint
 
 __all__ = ["CACHE_MODES", "TRANSPORT_OPTIONS", "CacheManager", "generation_key", "output_options"]
 
-CACHE_MODES = ("use", "refresh", "off", "replay")
 _KEY_VERSION = 3
 
 #: Provider options that never change what the model answers, so they stay out of the key:
@@ -137,7 +137,7 @@ class CacheManager:
         if storage is None or isinstance(storage, (str, os.PathLike)):
             from ..storage import ExperimentStorage
 
-            storage = ExperimentStorage(storage or ".themis_cache")
+            storage = ExperimentStorage(storage or DEFAULT_CACHE_DIR)
         self.storage = storage
         self.mode = mode if enable_cache else "off"
         self.enable_resume = enable_resume
