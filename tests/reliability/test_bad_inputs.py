@@ -111,7 +111,7 @@ API_CASES = [
     _case("empty model string", ("model must be a non-empty string",), model=""),
     _case("python model that cannot be imported", ("no_such_module_xyz",),
           model="python:no_such_module_xyz:answer"),
-    _case("no prompt for custom rows", ("no prompt given",), prompt=None),
+    _case("no prompt for custom rows", ("no prompt",), prompt=None),
     _case("no model", ("no model given",), model=None),
 ]  # fmt: skip
 
