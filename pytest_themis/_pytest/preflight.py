@@ -70,7 +70,7 @@ def _check_spec(session: Any, key: str, spec: Any, rows_default: bool, pipe_defa
     gates = options.fail_under
     if key.startswith(_PRESET_PREFIX):
         gates = preset_gates(spec, gates)
-    if gates:
+    if gates and not spec.per_sample:  # per-sample items are not gated
         primary = spec.primary_metric or (str(metrics[0].name) if metrics else None)
         validation.check_gates(gates, metrics, primary)
 

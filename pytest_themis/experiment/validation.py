@@ -89,7 +89,7 @@ def check_gates(
             spelled = f"{gate.metric}=" if gate.metric else ""
             raise ConfigurationError(
                 f"{where} {spelled}{gate.value:g}: {name} scores lie in "
-                f"[{bounds[0]:g}, {bounds[1]:g}], so this gate can never pass (or never fail); "
+                f"[{bounds[0]:g}, {bounds[1]:g}], so this gate can never pass; "
                 f"write a share, e.g. {spelled}{gate.value / 100:g} for {gate.value:g}%"
                 if gate.value > 1 and bounds == (0.0, 1.0)
                 else f"{where} {spelled}{gate.value:g}: {name} scores lie in "
