@@ -45,10 +45,33 @@ def _row(result: Mapping[str, Any]) -> tuple[str, ...]:
     )
 
 
+def _gate_text(gates: Iterable[Mapping[str, Any]]) -> str:
+    """``ok 0.820>=0.6`` / ``FAIL 0.692<0.75`` per gate: the number compared, not the mean."""
+    parts = []
+    for gate in gates:
+        compared = gate.get("compared")
+        shown = _num(compared) if compared is not None else "n/a"
+        relation = ">=" if gate.get("passed") else "<"
+        verdict = "ok" if gate.get("passed") else "FAIL"
+        parts.append(f"{verdict} {shown}{relation}{float(gate.get('threshold') or 0):g}")
+    return "; ".join(parts) or "-"
+
+
 def format_table(results: Iterable[Mapping[str, Any]]) -> list[str]:
-    """Plain-text table lines (no colours, so it reads the same in CI logs)."""
-    rows = [_HEADERS] + [_row(r) for r in results]
-    widths = [max(len(row[i]) for row in rows) for i in range(len(_HEADERS))]
+    """Plain-text table lines (no colours, so it reads the same in CI logs).
+
+    A ``gate`` column is added when any cell was gated (``--themis-fail-under``).
+    """
+    results = list(results)
+    headers: tuple[str, ...] = _HEADERS
+    rows: list[tuple[str, ...]] = [_row(r) for r in results]
+    if any(r.get("gates") for r in results):
+        headers = (*_HEADERS, "gate")
+        rows = [
+            (*row, _gate_text(r.get("gates") or ())) for row, r in zip(rows, results, strict=True)
+        ]
+    rows = [headers, *rows]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(headers))]
     right = {2, 3, 4, 5, 6, 7}
 
     def fmt(row: tuple[str, ...]) -> str:
