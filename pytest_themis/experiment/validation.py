@@ -8,12 +8,18 @@ and the pytest plugin calls it at the end of collection (a usage error, exit cod
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from ..errors import ConfigurationError
 
+#: Aggregates over epochs (``pass@k``, ``maj@k``): scores in [0, 1], present when epochs >= k
+#: (checked where the epochs are known).
+EPOCH_METRIC = re.compile(r"^(pass|maj)@([1-9][0-9]*)$")
+
 __all__ = [
+    "EPOCH_METRIC",
     "check_gates",
     "check_references",
     "check_rows",
@@ -77,14 +83,15 @@ def check_gates(
                 f"{where} {gate.value:g}: this evaluation has no primary metric; name one, "
                 "e.g. --themis-fail-under ExactMatch=0.8"
             )
-        if name not in by_name:
+        epoch_metric = EPOCH_METRIC.match(name) is not None
+        if name not in by_name and not epoch_metric:
             close = difflib.get_close_matches(name, list(by_name), n=1, cutoff=0.5)
             hint = f"did you mean {close[0]!r}? " if close else ""
             raise ConfigurationError(
                 f"{where} {name}={gate.value:g}: no metric {name!r} in this evaluation; "
                 f"{hint}available: {', '.join(by_name) or 'none'}"
             )
-        bounds = metric_range(by_name[name])
+        bounds = (0.0, 1.0) if epoch_metric else metric_range(by_name[name])
         if bounds is not None and not bounds[0] <= gate.value <= bounds[1]:
             spelled = f"{gate.metric}=" if gate.metric else ""
             raise ConfigurationError(

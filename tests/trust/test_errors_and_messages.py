@@ -160,3 +160,6 @@ def test_validation_names_the_gate_metric_and_the_fix() -> None:
     with pytest.raises(ConfigurationError, match=r"choose a threshold inside that range"):
         check_gates([FailUnder("ExactMatch", -0.5)], metrics, "ExactMatch")
     check_gates([FailUnder("ResponseLength", 300.0), FailUnder(None, 0.9)], metrics, "ExactMatch")
+    check_gates([FailUnder("pass@5", 0.9)], metrics, "ExactMatch")  # an aggregate over epochs
+    with pytest.raises(ConfigurationError, match=r"pass@5 scores lie in \[0, 1\]"):
+        check_gates([FailUnder("pass@5", 90.0)], metrics, "ExactMatch")
