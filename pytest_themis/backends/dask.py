@@ -12,6 +12,8 @@ streams records back and resubmits a batch whose worker died. Install with
 
 from __future__ import annotations
 
+import queue
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -108,6 +110,10 @@ class _DaskAdapter:
         self._cluster: Any = None
         self._distributed: Any = None
         self._workers = 0
+        # Futures land in ``_finished`` (from Dask's callback thread) when done; ``wait_any``
+        # moves them to ``_ready`` until it hands them out.
+        self._finished: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._ready: set[Any] = set()
 
     @property
     def client(self) -> Any:
@@ -174,15 +180,28 @@ class _DaskAdapter:
         return str(self.address)
 
     def submit(self, job: WorkerJob, batch: list[GenerationTask]) -> Any:
-        return self._client.submit(_run_batch_seceded, job, batch, pure=False)
+        future = self._client.submit(_run_batch_seceded, job, batch, pure=False)
+        future.add_done_callback(self._finished.put)  # called on success, error or cancel
+        return future
 
     def wait_any(self, handles: Sequence[Any], timeout: float | None) -> list[Any]:
-        try:
-            done, _ = self._distributed.wait(
-                list(handles), timeout=timeout, return_when="FIRST_COMPLETED"
-            )
-        except TimeoutError:
-            return []
+        wanted = set(handles)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while not self._ready & wanted:
+            remaining = None if deadline is None else deadline - time.monotonic()
+            if remaining is not None and remaining <= 0:
+                return []
+            try:
+                self._ready.add(self._finished.get(timeout=remaining))
+            except queue.Empty:
+                return []
+        while True:  # and whatever else has finished meanwhile
+            try:
+                self._ready.add(self._finished.get_nowait())
+            except queue.Empty:
+                break
+        done = self._ready & wanted
+        self._ready -= done
         return list(done)
 
     def result(self, handle: Any) -> BatchResult:
@@ -202,6 +221,7 @@ class _DaskAdapter:
         return result
 
     def shutdown(self) -> None:
+        self._ready.clear()
         if self._owns_client and self._client is not None:
             self._client.close()
             self._client = None

@@ -35,15 +35,25 @@ def require_distributed() -> Any:
 
 
 @contextlib.contextmanager
-def local_cluster(n_workers: int = 2) -> Iterator[Any]:
-    """A ``distributed.Client`` on a ``LocalCluster`` of ``n_workers`` single-thread processes."""
+def local_cluster(n_workers: int = 2, config: dict[str, Any] | None = None) -> Iterator[Any]:
+    """A ``distributed.Client`` on a ``LocalCluster`` of ``n_workers`` single-thread processes
+    (each under a nanny, which restarts it if it dies); ``config`` is Dask configuration set
+    while the cluster lives (e.g. ``{"distributed.scheduler.allowed-failures": 0}``).
+    """
     distributed = require_distributed()
+    import dask
+
+    with dask.config.set(config or {}):
+        yield from _local_cluster(distributed, n_workers)
+
+
+def _local_cluster(distributed: Any, n_workers: int) -> Iterator[Any]:
     try:
         cluster = distributed.LocalCluster(
             n_workers=n_workers,
             processes=True,
             threads_per_worker=1,
-            dashboard_address=None,
+            dashboard_address=":0",
             host="127.0.0.1",
             memory_limit=0,
         )
@@ -81,13 +91,18 @@ class SubprocessCluster:
                 proc.wait(timeout=15)
 
 
+#: The tests folder: on the subprocesses' path so they can load test models (``support.…``).
+TESTS_DIR = Path(__file__).resolve().parent.parent
+
+
 def _dask(*args: str, log: Path) -> subprocess.Popen[bytes]:
+    path = os.pathsep.join(p for p in (str(TESTS_DIR), os.environ.get("PYTHONPATH")) if p)
     with log.open("wb") as out:
         return subprocess.Popen(
             [sys.executable, "-m", "dask", *args],
             stdout=out,
             stderr=subprocess.STDOUT,
-            env={**os.environ, "LITELLM_LOCAL_MODEL_COST_MAP": "True"},
+            env={**os.environ, "LITELLM_LOCAL_MODEL_COST_MAP": "True", "PYTHONPATH": path},
         )
 
 
@@ -151,3 +166,34 @@ def subprocess_cluster(workdir: Path, n_workers: int = 2) -> Iterator[Subprocess
         yield cluster
     finally:
         cluster.stop()
+
+
+@dataclass(frozen=True)
+class StallingModel:
+    """A python model for fault tests: answers the prompt reversed and logs each call
+    (``<pid> <prompt>`` lines in ``directory/calls.log``).
+
+    In a process for which ``directory/stall-<pid>`` exists, the first call creates
+    ``stalled-<pid>`` and then hangs, so a test can kill that process while it holds a batch.
+    """
+
+    directory: str
+    delay: float = 0.0
+
+    def __call__(self, prompt: str) -> str:
+        folder = Path(self.directory)
+        pid = os.getpid()
+        with (folder / "calls.log").open("a") as log:
+            log.write(f"{pid} {prompt}\n")
+        if (folder / f"stall-{pid}").exists():
+            (folder / f"stalled-{pid}").touch()
+            time.sleep(120)  # the test kills this process long before
+        if self.delay:
+            time.sleep(self.delay)
+        return prompt[::-1]
+
+    def calls(self) -> list[tuple[int, str]]:
+        """``(pid, prompt)`` of every call so far."""
+        log = Path(self.directory) / "calls.log"
+        lines = log.read_text().splitlines() if log.exists() else []
+        return [(int(pid), prompt) for pid, _, prompt in (ln.partition(" ") for ln in lines)]
