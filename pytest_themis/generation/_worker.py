@@ -73,7 +73,9 @@ class EndRun:
 
 @dataclass(frozen=True)
 class Ready:
-    """The worker finished its imports and takes tasks."""
+    """The worker (process ``pid``) finished its imports and takes tasks."""
+
+    pid: int
 
 
 @dataclass(frozen=True)
@@ -211,7 +213,7 @@ def serve(frames_in: IO[bytes], frames_out: IO[bytes]) -> int:
     from .kernel import GenerationKernel
     from .router import ProviderRouter
 
-    send(Ready())
+    send(Ready(os.getpid()))
     loop = asyncio.new_event_loop()
     router = ProviderRouter()
     try:

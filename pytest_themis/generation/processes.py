@@ -39,7 +39,14 @@ from ._worker import (
 from .kernel import END, Budget, GenerationKernel, crash, drain, shared_loop, take_available
 from .retry import AimdWindow
 
-__all__ = ["ProcessStrategy", "default_processes", "pool_size", "prestart", "shutdown_pool"]
+__all__ = [
+    "ProcessStrategy",
+    "default_processes",
+    "pool_pids",
+    "pool_size",
+    "prestart",
+    "shutdown_pool",
+]
 
 _SEND_BATCH = 32
 #: Upper bound of an adaptive (``max_parallel="auto"``) window across all processes.
@@ -60,6 +67,8 @@ class _Worker:
         self.window = 0
         self.outstanding: dict[int, GenerationTask] = {}
         self.is_ready = threading.Event()
+        #: The worker's own process id, known once it is ready (workers are forked siblings).
+        self.pid: int | None = None
         self._run_done = threading.Event()
         self._eof = False
         self._out: queue.SimpleQueue[Any] | None = None
@@ -77,6 +86,7 @@ class _Worker:
                 self._eof = True
                 message = WorkerGone()
             if isinstance(message, Ready):
+                self.pid = message.pid
                 self.is_ready.set()
             elif isinstance(message, RunDone):
                 self._run_done.set()
@@ -209,6 +219,12 @@ def pool_size() -> int:
     """Live workers waiting in the prestarted pool."""
     with _POOL_LOCK:
         return sum(1 for w in _POOL if w.alive)
+
+
+def pool_pids() -> list[int]:
+    """Process ids of the ready workers waiting in the prestarted pool."""
+    with _POOL_LOCK:
+        return [w.pid for w in _POOL if w.alive and w.pid is not None]
 
 
 def default_processes() -> int:
