@@ -12,9 +12,9 @@ streams records back and resubmits a batch whose worker died. Install with
 
 from __future__ import annotations
 
-import queue
 import time
 from collections.abc import Sequence
+from concurrent.futures import CancelledError
 from typing import Any
 
 from ..core.entities import GenerationTask
@@ -27,6 +27,8 @@ __all__ = ["DaskExecutionBackend", "scheduler_address"]
 _INSTALL = 'pip install "pytest-themis[dask]"'
 #: Seconds to wait for the scheduler (and for a first worker) before giving up.
 DEFAULT_CONNECT_TIMEOUT = 5.0
+#: How often :meth:`_DaskAdapter.wait_any` looks again when given a finite timeout.
+_POLL_INTERVAL = 0.005
 _SCHEMES = ("tcp://", "tls://", "ucx://", "inproc://", "ws://", "wss://")
 
 
@@ -110,10 +112,10 @@ class _DaskAdapter:
         self._cluster: Any = None
         self._distributed: Any = None
         self._workers = 0
-        # Futures land in ``_finished`` (from Dask's callback thread) when done; ``wait_any``
-        # moves them to ``_ready`` until it hands them out.
-        self._finished: queue.SimpleQueue[Any] = queue.SimpleQueue()
-        self._ready: set[Any] = set()
+        # Submitted futures; ``as_completed`` fetches each result on the client's event loop as
+        # soon as it is done, so ``result`` never waits for a transfer.
+        self._completed: Any = None
+        self._results: dict[Any, Any] = {}
 
     @property
     def client(self) -> Any:
@@ -144,6 +146,9 @@ class _DaskAdapter:
                 "install pytest-themis in the workers' environment"
             ) from None
         self._workers = max(1, len(versions))
+        self._completed = distributed.as_completed(
+            loop=self._client.loop, with_results=True, raise_errors=False
+        )
         return self._workers
 
     def _connect(self, distributed: Any) -> None:
@@ -181,36 +186,41 @@ class _DaskAdapter:
 
     def submit(self, job: WorkerJob, batch: list[GenerationTask]) -> Any:
         future = self._client.submit(_run_batch_seceded, job, batch, pure=False)
-        future.add_done_callback(self._finished.put)  # called on success, error or cancel
+        self._completed.add(future)
         return future
 
     def wait_any(self, handles: Sequence[Any], timeout: float | None) -> list[Any]:
         wanted = set(handles)
         deadline = None if timeout is None else time.monotonic() + timeout
-        while not self._ready & wanted:
-            remaining = None if deadline is None else deadline - time.monotonic()
-            if remaining is not None and remaining <= 0:
+        while not wanted & self._results.keys():
+            if self._completed.is_empty():
+                return []  # none of ``handles`` is out: nothing can finish
+            if deadline is None:
+                pairs = self._completed.next_batch(block=True)
+            elif time.monotonic() >= deadline:
                 return []
-            try:
-                self._ready.add(self._finished.get(timeout=remaining))
-            except queue.Empty:
-                return []
-        while True:  # and whatever else has finished meanwhile
-            try:
-                self._ready.add(self._finished.get_nowait())
-            except queue.Empty:
-                break
-        done = self._ready & wanted
-        self._ready -= done
-        return list(done)
+            else:
+                pairs = self._completed.next_batch(block=False)
+                if not pairs:
+                    time.sleep(_POLL_INTERVAL)
+            self._results.update(pairs)
+        self._results.update(self._completed.next_batch(block=False))
+        return [handle for handle in wanted if handle in self._results]
 
     def result(self, handle: Any) -> BatchResult:
+        """The batch's result, fetched already (``as_completed`` gathers results as they finish).
+
+        An error is ``(type, exception, traceback)``, a cancelled future's value an exception.
+        """
         distributed = self._distributed
-        try:
-            result: BatchResult = handle.result()
-        except distributed.KilledWorker as exc:
+        value = self._results.pop(handle)
+        if handle.status == "finished":
+            result: BatchResult = value
+            return result
+        exc = value[1] if isinstance(value, tuple) else value
+        if isinstance(exc, distributed.KilledWorker):
             raise WorkerLost(_first_line(exc)) from exc
-        except (OSError, distributed.client.FutureCancelledError) as exc:
+        if isinstance(exc, (OSError, CancelledError)):
             # CommClosedError is an OSError: the worker holding the result went away.
             if self._client.status != "running":
                 raise ThemisError(
@@ -218,10 +228,10 @@ class _DaskAdapter:
                     f"({_first_line(exc)}); rerun to resume from the cache"
                 ) from None
             raise WorkerLost(_first_line(exc)) from exc
-        return result
+        raise exc
 
     def shutdown(self) -> None:
-        self._ready.clear()
+        self._results.clear()
         if self._owns_client and self._client is not None:
             self._client.close()
             self._client = None

@@ -1,0 +1,260 @@
+"""S1–S3 scale-out: Ray and Dask execution against this machine's default run, in one process.
+
+Every figure is a ratio to a baseline measured in the same invocation. Engines run on this
+machine: Ray starts a local instance (``RayExecutionBackend(num_cpus=2, actors=2)``), Dask a
+``LocalCluster`` of 2 single-thread worker processes (``DaskExecutionBackend(n_workers=2)``).
+Each engine is started and warmed up (workers import pytest-themis and their providers) by an
+untimed run first: the figures are steady-state generation, not cluster start-up.
+
+    python benchmarks/bench_scaleout.py                 # S1, S2 and S3, Ray and Dask
+    python benchmarks/bench_scaleout.py s1 --rows 400 --cpu-ms 50
+    python benchmarks/bench_scaleout.py s2 --rows 10000 --engines dask
+    python benchmarks/bench_scaleout.py s3 --rows 2000 --latency 0.1
+
+S1  a CPU-bound Python-callable model (``--cpu-ms`` of pure-Python CPU per call, calibrated
+    here): the engines with 2 workers vs the default in-process run. Target: >= 1.7x faster.
+S2  the fake provider: per-sample overhead of each engine over the default run, in ms/sample,
+    at a window of ``--max-parallel`` (256: batches of 64 on 2 workers; an engine's cost is
+    per batch, so a narrow window means small batches and more overhead per sample).
+    Target: <= 0.5 ms/sample.
+S3  litellm at C=64 against the mock OpenAI-compatible server (its own process): the engines
+    with 2 workers vs the default local worker-process run (a prestarted pool of 2 processes).
+    Target (Ray): <= 1.10x. Dask is reported alongside.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from typing import Any
+
+from _harness import DEFAULT_MODEL, ENV, mock_server, question_rows
+
+WORKERS = 2
+RAY_OBJECT_STORE = 80 * 1024 * 1024
+
+
+class CpuModel:
+    """A Python-callable model that burns ``iterations`` of a pure-Python loop per call."""
+
+    def __init__(self, iterations: int) -> None:
+        self.iterations = iterations
+
+    def __call__(self, prompt: str) -> str:
+        acc = 0
+        for i in range(self.iterations):
+            acc = (acc * 31 + i) % 1_000_003
+        return f"{len(prompt)}:{acc}"
+
+
+def calibrate(cpu_ms: float) -> int:
+    """Loop iterations that take ``cpu_ms`` of this process's CPU time (not wall: the machine
+    may be busy)."""
+    probe = CpuModel(200_000)
+    best = float("inf")
+    for _ in range(3):
+        start = time.process_time()
+        probe("x")
+        best = min(best, time.process_time() - start)
+    return max(1, int(probe.iterations * (cpu_ms / 1000) / best))
+
+
+def make_backend(engine: str) -> Any:
+    if engine == "ray":
+        from pytest_themis.backends.ray import RayExecutionBackend
+
+        return RayExecutionBackend(
+            num_cpus=WORKERS,
+            actors=WORKERS,
+            init_kwargs={"object_store_memory": RAY_OBJECT_STORE},
+        )
+    from pytest_themis.backends.dask import DaskExecutionBackend
+
+    return DaskExecutionBackend(n_workers=WORKERS)
+
+
+def timed(run: Callable[[], Any], expect: int) -> float:
+    start = time.perf_counter()
+    report = run()
+    wall = time.perf_counter() - start
+    if len(report.records) != expect or report.failures:
+        raise SystemExit(
+            f"incomplete run: {len(report.records)} of {expect} records, "
+            f"{len(report.failures)} failures"
+        )
+    return wall
+
+
+def on_engines(
+    engines: list[str],
+    run: Callable[[Any, int], Any],
+    rows: int,
+    warm_rows: int,
+) -> dict[str, float]:
+    """Wall time of ``run(backend, rows)`` per engine, after an untimed ``warm_rows`` run."""
+    walls: dict[str, float] = {}
+    for engine in engines:
+        backend = make_backend(engine)
+        try:
+            backend.open()
+            timed(lambda b=backend: run(b, warm_rows), warm_rows)
+            walls[engine] = timed(lambda b=backend: run(b, rows), rows)
+        finally:
+            backend.shutdown()
+    return walls
+
+
+def s1(args: argparse.Namespace) -> dict[str, Any]:
+    from pytest_themis import evaluate
+
+    model = CpuModel(calibrate(args.cpu_ms))
+
+    def run(backend: Any, n: int) -> Any:
+        return evaluate(
+            dataset=question_rows(n),
+            model=model,
+            prompt="{q}",
+            reference_field="gold",
+            metrics=["contains"],
+            storage=None,
+            execution_backend=backend,
+        )
+
+    run(None, 8)  # imports and the shared loop, as the engines' warm-up does for them
+    local = timed(lambda: run(None, args.rows), args.rows)
+    walls = on_engines(args.engines, run, args.rows, 4 * WORKERS)
+    return {
+        "part": "S1",
+        "rows": args.rows,
+        "cpu_ms": args.cpu_ms,
+        "local_s": local,
+        "engines": {e: {"wall_s": w, "speedup": local / w} for e, w in walls.items()},
+        "target": ">= 1.7x faster",
+        "pass": all(local / w >= 1.7 for w in walls.values()),
+    }
+
+
+def s2(args: argparse.Namespace) -> dict[str, Any]:
+    from pytest_themis import evaluate
+
+    def run(backend: Any, n: int) -> Any:
+        return evaluate(
+            dataset=question_rows(n),
+            model="fake:fake-oracle",
+            prompt="{q}",
+            reference_field="gold",
+            metrics=["contains"],
+            storage=None,
+            max_parallel=args.max_parallel,
+            execution_backend=backend,
+        )
+
+    run(None, 64)
+    local = timed(lambda: run(None, args.rows), args.rows)
+    walls = on_engines(args.engines, run, args.rows, 512)
+    overhead = {e: (w - local) / args.rows * 1000 for e, w in walls.items()}
+    return {
+        "part": "S2",
+        "rows": args.rows,
+        "max_parallel": args.max_parallel,
+        "local_s": local,
+        "engines": {
+            e: {"wall_s": w, "overhead_ms_per_sample": overhead[e]} for e, w in walls.items()
+        },
+        "target": "<= 0.5 ms/sample",
+        "pass": all(o <= 0.5 for o in overhead.values()),
+    }
+
+
+def s3(args: argparse.Namespace) -> dict[str, Any]:
+    from _harness import warmed_up
+
+    from pytest_themis import evaluate
+
+    with mock_server(args.latency) as url:
+        common = warmed_up(url, args.model, processes=WORKERS, max_parallel=64)
+
+        def run(backend: Any, n: int) -> Any:
+            return evaluate(
+                dataset=question_rows(n),
+                storage=tempfile.mkdtemp(prefix="themis-s3-"),
+                execution_backend=backend,
+                **common,
+            )
+
+        local = timed(lambda: run(None, args.rows), args.rows)
+        from pytest_themis.generation import processes
+
+        processes.shutdown_pool()  # the engines' workers get the cores to themselves
+        walls = on_engines(args.engines, run, args.rows, 256)
+    return {
+        "part": "S3",
+        "rows": args.rows,
+        "concurrency": 64,
+        "latency_s": args.latency,
+        "model": args.model,
+        "local_processes_s": local,
+        "engines": {e: {"wall_s": w, "ratio": w / local} for e, w in walls.items()},
+        "target": "ray <= 1.10x the local worker-process run",
+        "pass": walls.get("ray", 0.0) / local <= 1.10 if "ray" in walls else None,
+    }
+
+
+PARTS = {"s1": s1, "s2": s2, "s3": s3}
+DEFAULT_ROWS = {"s1": 400, "s2": 10_000, "s3": 2000}
+
+
+def describe(result: dict[str, Any]) -> str:
+    part = result["part"]
+    lines = [f"{part}: rows={result['rows']}  " + _baseline(result)]
+    for engine, figures in result["engines"].items():
+        shown = "  ".join(
+            f"{k}={v:.3f}" if isinstance(v, float) else f"{k}={v}" for k, v in figures.items()
+        )
+        lines.append(f"  {engine:<5} {shown}")
+    verdict = {True: "PASS", False: "FAIL", None: "n/a"}[result["pass"]]
+    lines.append(f"  target {result['target']}: {verdict}")
+    return "\n".join(lines)
+
+
+def _baseline(result: dict[str, Any]) -> str:
+    key = "local_processes_s" if "local_processes_s" in result else "local_s"
+    return f"baseline {key}={result[key]:.3f}"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("parts", nargs="*", help="s1 s2 s3 (default: all)")
+    parser.add_argument("--engines", nargs="+", choices=["ray", "dask"], default=["ray", "dask"])
+    parser.add_argument("--rows", type=int, help="rows per run (default: 400 / 10000 / 2000)")
+    parser.add_argument("--cpu-ms", type=float, default=50.0, help="S1: CPU per model call")
+    parser.add_argument("--max-parallel", type=int, default=256, help="S2: the window")
+    parser.add_argument("--latency", type=float, default=0.1, help="S3: server latency (s)")
+    parser.add_argument("--model", default=DEFAULT_MODEL, help="S3: model name sent")
+    parser.add_argument("--json", action="store_true", help="also print each result as JSON")
+    args = parser.parse_args()
+    unknown = sorted(set(args.parts) - set(PARTS))
+    if unknown:
+        parser.error(f"unknown part(s) {', '.join(unknown)}; choose from s1 s2 s3")
+    os.environ.update({k: v for k, v in ENV.items() if k.startswith(("LITELLM", "HF_"))})
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    print(f"load: {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f} {os.getloadavg()[2]:.2f}")
+    ok = True
+    for name in args.parts or list(PARTS):
+        part_args = argparse.Namespace(**vars(args))
+        part_args.rows = args.rows or DEFAULT_ROWS[name]
+        result = PARTS[name](part_args)
+        print(describe(result), flush=True)
+        if args.json:
+            print(json.dumps(result))
+        ok = ok and result["pass"] is not False
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
