@@ -12,6 +12,7 @@ streams records back and resubmits a batch whose worker died. Install with
 
 from __future__ import annotations
 
+import queue
 import time
 from collections.abc import Sequence
 from concurrent.futures import CancelledError
@@ -27,8 +28,6 @@ __all__ = ["DaskExecutionBackend", "scheduler_address"]
 _INSTALL = 'pip install "pytest-themis[dask]"'
 #: Seconds to wait for the scheduler (and for a first worker) before giving up.
 DEFAULT_CONNECT_TIMEOUT = 5.0
-#: How often :meth:`_DaskAdapter.wait_any` looks again when given a finite timeout.
-_POLL_INTERVAL = 0.005
 _SCHEMES = ("tcp://", "tls://", "ucx://", "inproc://", "ws://", "wss://")
 
 
@@ -112,10 +111,11 @@ class _DaskAdapter:
         self._cluster: Any = None
         self._distributed: Any = None
         self._workers = 0
-        # Submitted futures; ``as_completed`` fetches each result on the client's event loop as
-        # soon as it is done, so ``result`` never waits for a transfer.
-        self._completed: Any = None
-        self._results: dict[Any, Any] = {}
+        # Futures land in ``_finished`` (from Dask's callback thread) when done; ``wait_any``
+        # moves them to ``_ready`` until it hands them out. (``distributed.wait`` needs a
+        # default client; ``as_completed`` measured slower: its blocking wait can sleep 100 ms.)
+        self._finished: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._ready: set[Any] = set()
 
     @property
     def client(self) -> Any:
@@ -146,9 +146,6 @@ class _DaskAdapter:
                 "install pytest-themis in the workers' environment"
             ) from None
         self._workers = max(1, len(versions))
-        self._completed = distributed.as_completed(
-            loop=self._client.loop, with_results=True, raise_errors=False
-        )
         return self._workers
 
     def _connect(self, distributed: Any) -> None:
@@ -186,41 +183,36 @@ class _DaskAdapter:
 
     def submit(self, job: WorkerJob, batch: list[GenerationTask]) -> Any:
         future = self._client.submit(_run_batch_seceded, job, batch, pure=False)
-        self._completed.add(future)
+        future.add_done_callback(self._finished.put)  # called on success, error or cancel
         return future
 
     def wait_any(self, handles: Sequence[Any], timeout: float | None) -> list[Any]:
         wanted = set(handles)
         deadline = None if timeout is None else time.monotonic() + timeout
-        while not wanted & self._results.keys():
-            if self._completed.is_empty():
-                return []  # none of ``handles`` is out: nothing can finish
-            if deadline is None:
-                pairs = self._completed.next_batch(block=True)
-            elif time.monotonic() >= deadline:
+        while not self._ready & wanted:
+            remaining = None if deadline is None else deadline - time.monotonic()
+            if remaining is not None and remaining <= 0:
                 return []
-            else:
-                pairs = self._completed.next_batch(block=False)
-                if not pairs:
-                    time.sleep(_POLL_INTERVAL)
-            self._results.update(pairs)
-        self._results.update(self._completed.next_batch(block=False))
-        return [handle for handle in wanted if handle in self._results]
+            try:
+                self._ready.add(self._finished.get(timeout=remaining))
+            except queue.Empty:
+                return []
+        while True:  # and whatever else has finished meanwhile
+            try:
+                self._ready.add(self._finished.get_nowait())
+            except queue.Empty:
+                break
+        done = self._ready & wanted
+        self._ready -= done
+        return list(done)
 
     def result(self, handle: Any) -> BatchResult:
-        """The batch's result, fetched already (``as_completed`` gathers results as they finish).
-
-        An error is ``(type, exception, traceback)``, a cancelled future's value an exception.
-        """
         distributed = self._distributed
-        value = self._results.pop(handle)
-        if handle.status == "finished":
-            result: BatchResult = value
-            return result
-        exc = value[1] if isinstance(value, tuple) else value
-        if isinstance(exc, distributed.KilledWorker):
+        try:
+            result: BatchResult = handle.result()
+        except distributed.KilledWorker as exc:
             raise WorkerLost(_first_line(exc)) from exc
-        if isinstance(exc, (OSError, CancelledError)):
+        except (OSError, CancelledError) as exc:
             # CommClosedError is an OSError: the worker holding the result went away.
             if self._client.status != "running":
                 raise ThemisError(
@@ -228,10 +220,10 @@ class _DaskAdapter:
                     f"({_first_line(exc)}); rerun to resume from the cache"
                 ) from None
             raise WorkerLost(_first_line(exc)) from exc
-        raise exc
+        return result
 
     def shutdown(self) -> None:
-        self._results.clear()
+        self._ready.clear()
         if self._owns_client and self._client is not None:
             self._client.close()
             self._client = None
