@@ -10,13 +10,14 @@ length-prefixed pickles on private pipes between a parent and the children it st
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import pickle
 import signal
 import struct
 import sys
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from typing import IO, Any
 
@@ -174,6 +175,30 @@ class TaskFeed:
         return RecordDone.of(self._index_of.pop(id(record.task)), record)
 
 
+@contextlib.contextmanager
+def _exit_if_orphaned(every: float = 0.2) -> Iterator[None]:
+    """While the block runs, exit at once if the parent process goes away.
+
+    Later the input pipe tells (end of input); during a long import nothing reads it. The
+    watcher is stopped and joined before the block ends, so the process forks single-threaded.
+    """
+    parent = os.getppid()
+    done = threading.Event()
+
+    def watch() -> None:
+        while not done.wait(every):
+            if os.getppid() != parent:
+                os._exit(0)
+
+    watcher = threading.Thread(target=watch, name="themis-orphan-watch", daemon=True)
+    watcher.start()
+    try:
+        yield
+    finally:
+        done.set()
+        watcher.join()
+
+
 def main(argv: list[str]) -> int:
     """Import litellm once, fork one worker per pipe pair in ``argv[0]``, serve until EOF.
 
@@ -186,7 +211,8 @@ def main(argv: list[str]) -> int:
     # A private name of the provider module (its owner keeps it private; one call site).
     from ..providers.litellm_provider import _import_litellm
 
-    litellm = _import_litellm()  # pay the import once, before forking and saying we are ready
+    with _exit_if_orphaned():  # the import takes seconds; a parent killed meanwhile ends us
+        litellm = _import_litellm()  # pay the import once, before forking and saying ready
     # This process is ours alone, so its litellm may stay quiet: no banner per retried error.
     litellm.suppress_debug_info = True  # type: ignore[attr-defined]
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # forked siblings are reaped automatically

@@ -143,13 +143,19 @@ class _Worker:
         self.window = 0
 
     def kill(self) -> None:
-        """Close the worker's input (it exits on end of input) and, failing that, end it."""
+        """Close the worker's input (it exits on end of input) and, failing that, end it.
+
+        A worker still importing its client library (not ready: a session that needed no
+        request, e.g. a fully cached rerun) is ended at once instead of being waited for.
+        """
         try:
             self._stdin.close()
         except OSError:
             pass
         self._eof = True
-        if self.proc.poll() is None and not self._run_done.wait(timeout=2):
+        if self.proc.poll() is not None:
+            return
+        if not self.is_ready.is_set() or not self._run_done.wait(timeout=2):
             self.proc.kill()
 
 
@@ -181,22 +187,35 @@ _POOL: list[_Worker] = []
 _POOL_LOCK = threading.Lock()
 
 
-def prestart(count: int) -> None:
-    """Start ``count`` worker processes now so their imports overlap with other start-up work.
+#: Workers promised by ``prestart(..., deferred=True)`` and not started yet.
+_DEFERRED = 0
 
-    Runs that follow use only these workers (this process then never imports litellm).
+
+def prestart(count: int, *, deferred: bool = False) -> None:
+    """Give runs a pool of ``count`` worker processes; they then use only these workers (this
+    process never imports litellm).
+
+    Started now, their imports overlap with other start-up work. ``deferred=True`` starts them
+    only when the first run has a request to send, so a session that sends none (a fully
+    cached rerun) starts no process and pays for no import.
     """
+    global _DEFERRED
     with _POOL_LOCK:
         _POOL[:] = [w for w in _POOL if w.alive]
+        if deferred:
+            _DEFERRED = max(_DEFERRED, count - len(_POOL))
+            return
         _POOL.extend(_spawn(count - len(_POOL)))
 
 
 def _take_workers(count: int) -> list[_Worker]:
     """``count`` workers: pooled ones first, then freshly spawned."""
+    global _DEFERRED
     with _POOL_LOCK:
         _POOL[:] = [w for w in _POOL if w.alive]
         taken = _POOL[:count]
         del _POOL[:count]
+        _DEFERRED = 0
     return taken + _spawn(count - len(taken))
 
 
@@ -208,17 +227,19 @@ def _return_workers(workers: list[_Worker]) -> None:
 @atexit.register
 def shutdown_pool() -> None:
     """Stop the prestarted workers (also run at interpreter exit)."""
+    global _DEFERRED
     with _POOL_LOCK:
         workers = list(_POOL)
         _POOL.clear()
+        _DEFERRED = 0
     for worker in workers:
         worker.kill()
 
 
 def pool_size() -> int:
-    """Live workers waiting in the prestarted pool."""
+    """Live workers waiting in the prestarted pool (deferred ones included)."""
     with _POOL_LOCK:
-        return sum(1 for w in _POOL if w.alive)
+        return sum(1 for w in _POOL if w.alive) + _DEFERRED
 
 
 def pool_pids() -> list[int]:

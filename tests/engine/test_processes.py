@@ -202,3 +202,58 @@ def test_killing_every_pool_worker_mid_run_loses_no_record(tmp_path):
     assert not report.incomplete and report.missing == 0
     assert [r.row_id for r in report.records] == [r["id"] for r in rows]
     assert not report.failures and report.metric("ExactMatch").mean == 1.0
+
+
+_MODULES_CONFTEST = """
+import glob
+import json
+import sys
+
+def pytest_sessionfinish(session):
+    children = []
+    for path in glob.glob("/proc/self/task/*/children"):
+        with open(path) as fh:
+            children += fh.read().split()
+    with open("modules.json", "w") as fh:
+        json.dump(sorted(m for m in sys.modules if m.split(".")[0] == "litellm"), fh)
+    with open("children.json", "w") as fh:
+        json.dump(children, fh)
+"""
+
+_CACHED_TEST = """
+import pytest
+
+ROWS = [{"id": f"c{i}", "q": f"Cached {i}", "gold": str(i)} for i in range(30)]
+
+@pytest.mark.themis(dataset=ROWS, prompts="{q}\\nEXPECTED: {gold}", reference_field="gold",
+                    metrics=["exact_match"], extractor="gsm8k")
+def test_cell(themis_report):
+    assert themis_report.total == 30 and themis_report.errors == 0
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_a_fully_cached_rerun_imports_no_provider_library(pytester: pytest.Pytester):
+    """A litellm model on the command line asks for a worker pool; a cached rerun must still
+    not import litellm here, nor start (or wait for) those workers."""
+    import json
+
+    pytester.makeconftest(_MODULES_CONFTEST)
+    pytester.makepyfile(test_cached=_CACHED_TEST)
+    with OpenAIServer() as server:
+        args = [
+            "-p",
+            "no:cacheprovider",
+            "--themis-model=openai/mock",
+            f"--themis-api-base={server.url}",
+            f"--themis-cache-dir={pytester.path / 'cache'}",
+        ]
+        pytester.runpytest_subprocess(*args).assert_outcomes(passed=1)
+        first = server.stats.request_count
+        assert json.loads((pytester.path / "children.json").read_text())  # the pool did start
+        rerun = pytester.runpytest_subprocess(*args)
+        rerun.assert_outcomes(passed=1)
+        assert server.stats.request_count == first == 30
+    assert json.loads((pytester.path / "modules.json").read_text()) == []
+    assert json.loads((pytester.path / "children.json").read_text()) == []
