@@ -1,8 +1,11 @@
 """S1–S3 scale-out: Ray and Dask execution against this machine's default run, in one process.
 
 Every figure is a ratio to a baseline measured in the same invocation. Engines run on this
-machine: Ray starts a local instance (``RayExecutionBackend(num_cpus=2, actors=2)``), Dask a
-``LocalCluster`` of 2 single-thread worker processes (``DaskExecutionBackend(n_workers=2)``).
+machine: Ray starts a local instance (``RayExecutionBackend(num_cpus=2, actors=2)``); for Dask a
+``dask scheduler`` and 2 single-thread ``dask worker`` processes start as subprocesses and
+``DaskExecutionBackend("tcp://127.0.0.1:PORT")`` connects, as with a deployed cluster
+(``--dask-cluster local`` uses ``DaskExecutionBackend(n_workers=2)``'s in-process
+``LocalCluster`` instead, whose scheduler shares this process, and its GIL, with the run).
 Each engine is started and warmed up (workers import pytest-themis and their providers) by an
 untimed run first: the figures are steady-state generation, not cluster start-up.
 
@@ -29,18 +32,23 @@ cores a run actually got, which caps what S1 can show.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import resource
+import socket
+import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from _harness import DEFAULT_MODEL, ENV, mock_server, question_rows
 
 WORKERS = 2
+#: Seconds a cluster may take to start on a busy machine.
+START_TIMEOUT = 120.0
 RAY_OBJECT_STORE = 80 * 1024 * 1024
 
 
@@ -69,18 +77,68 @@ def calibrate(cpu_ms: float) -> int:
     return max(1, int(probe.iterations * (cpu_ms / 1000) / best))
 
 
-def make_backend(engine: str) -> Any:
-    if engine == "ray":
-        from pytest_themis.backends.ray import RayExecutionBackend
-
-        return RayExecutionBackend(
-            num_cpus=WORKERS,
-            actors=WORKERS,
-            init_kwargs={"object_store_memory": RAY_OBJECT_STORE},
+@contextlib.contextmanager
+def dask_processes(workers: int) -> Iterator[str]:
+    """``dask scheduler`` and ``dask worker --nworkers N`` (one thread each) as subprocesses on
+    127.0.0.1, as a cluster is deployed; yields the scheduler address, stops them by PID."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    address = f"tcp://127.0.0.1:{port}"
+    dask = [sys.executable, "-m", "dask"]
+    quiet: dict[str, Any] = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
+    procs = [
+        subprocess.Popen(
+            [*dask, "scheduler", "--host", "127.0.0.1", "--port", str(port), "--no-dashboard"],
+            env=ENV,
+            **quiet,
         )
-    from pytest_themis.backends.dask import DaskExecutionBackend
+    ]
+    try:
+        procs.append(
+            subprocess.Popen(
+                [*dask, "worker", address, "--host", "127.0.0.1", "--nworkers", str(workers)]
+                + ["--nthreads", "1", "--no-dashboard", "--memory-limit", "0"],
+                env=ENV,
+                **quiet,
+            )
+        )
+        yield address
+    finally:
+        for proc in reversed(procs):
+            proc.terminate()
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
 
-    return DaskExecutionBackend(n_workers=WORKERS)
+
+@contextlib.contextmanager
+def engine_backend(engine: str, dask_cluster: str) -> Iterator[Any]:
+    """A started backend with :data:`WORKERS` workers; shut down (and its cluster stopped)."""
+    with contextlib.ExitStack() as stack:
+        if engine == "ray":
+            from pytest_themis.backends.ray import RayExecutionBackend
+
+            backend: Any = RayExecutionBackend(
+                num_cpus=WORKERS,
+                actors=WORKERS,
+                init_kwargs={"object_store_memory": RAY_OBJECT_STORE},
+            )
+        else:
+            from pytest_themis.backends.dask import DaskExecutionBackend
+
+            if dask_cluster == "local":
+                backend = DaskExecutionBackend(n_workers=WORKERS)
+            else:
+                address = stack.enter_context(dask_processes(WORKERS))
+                backend = DaskExecutionBackend(address, connect_timeout=START_TIMEOUT)
+        stack.callback(backend.shutdown)
+        backend.open()
+        if engine == "dask":
+            backend.client.wait_for_workers(WORKERS, timeout=START_TIMEOUT)
+        yield backend
 
 
 def timed(run: Callable[[], Any], expect: int) -> float:
@@ -110,7 +168,7 @@ def worker_cpu(backend: Any) -> float | None:
 
 
 def on_engines(
-    engines: list[str],
+    args: argparse.Namespace,
     run: Callable[[Any, int], Any],
     rows: int,
     warm_rows: int,
@@ -118,19 +176,15 @@ def on_engines(
     """Per engine: wall time of ``run(backend, rows)`` after an untimed ``warm_rows`` run, and
     (when the engine can say) the CPU its workers used, as cores = CPU / wall."""
     figures: dict[str, dict[str, float]] = {}
-    for engine in engines:
-        backend = make_backend(engine)
-        try:
-            backend.open()
+    for engine in args.engines:
+        with engine_backend(engine, args.dask_cluster) as backend:
             timed(lambda b=backend: run(b, warm_rows), warm_rows)
             before = worker_cpu(backend)
             wall = timed(lambda b=backend: run(b, rows), rows)
             after = worker_cpu(backend)
-            figures[engine] = {"wall_s": wall}
-            if before is not None and after is not None:
-                figures[engine]["worker_cores"] = (after - before) / wall
-        finally:
-            backend.shutdown()
+        figures[engine] = {"wall_s": wall}
+        if before is not None and after is not None:
+            figures[engine]["worker_cores"] = (after - before) / wall
     return figures
 
 
@@ -154,7 +208,7 @@ def s1(args: argparse.Namespace) -> dict[str, Any]:
     cpu = process_cpu()
     local = timed(lambda: run(None, args.rows), args.rows)
     local_cores = (process_cpu() - cpu) / local
-    engines = on_engines(args.engines, run, args.rows, 4 * WORKERS)
+    engines = on_engines(args, run, args.rows, 4 * WORKERS)
     for figures in engines.values():
         figures["speedup"] = local / figures["wall_s"]
     return {
@@ -186,7 +240,7 @@ def s2(args: argparse.Namespace) -> dict[str, Any]:
 
     run(None, 64)
     local = timed(lambda: run(None, args.rows), args.rows)
-    engines = on_engines(args.engines, run, args.rows, 512)
+    engines = on_engines(args, run, args.rows, 512)
     for figures in engines.values():
         figures["overhead_ms_per_sample"] = (figures["wall_s"] - local) / args.rows * 1000
     return {
@@ -220,7 +274,7 @@ def s3(args: argparse.Namespace) -> dict[str, Any]:
         from pytest_themis.generation import processes
 
         processes.shutdown_pool()  # the engines' workers get the cores to themselves
-        engines = on_engines(args.engines, run, args.rows, 256)
+        engines = on_engines(args, run, args.rows, 256)
     for figures in engines.values():
         figures["ratio"] = figures["wall_s"] / local
     return {
@@ -270,6 +324,12 @@ def main() -> int:
     parser.add_argument("--max-parallel", type=int, default=256, help="S2: the window")
     parser.add_argument("--latency", type=float, default=0.1, help="S3: server latency (s)")
     parser.add_argument("--model", default=DEFAULT_MODEL, help="S3: model name sent")
+    parser.add_argument(
+        "--dask-cluster",
+        choices=["processes", "local"],
+        default="processes",
+        help="Dask: scheduler + workers as subprocesses (default) or an in-process LocalCluster",
+    )
     parser.add_argument("--json", action="store_true", help="also print each result as JSON")
     args = parser.parse_args()
     unknown = sorted(set(args.parts) - set(PARTS))

@@ -22,6 +22,7 @@ from pytest_themis import evaluate
 from pytest_themis.backends import resolve_execution_backend
 from pytest_themis.backends.dask import DaskExecutionBackend
 from pytest_themis.core.entities import ExperimentReport
+from pytest_themis.errors import ConfigurationError
 
 pytestmark = pytest.mark.slow
 
@@ -188,3 +189,26 @@ def test_subprocess_cluster_by_address(tmp_path: Path, local_scores: Any) -> Non
         report, model = _run_with_a_killed_worker(backend, victim, tmp_path)
         assert [w.pid for w in cluster.workers if w.poll() is not None] == [victim]
     _assert_complete_once(report, model, victim)
+
+
+def test_scheduler_without_workers_fails_before_any_request(tmp_path: Path) -> None:
+    model = StallingModel(str(tmp_path))
+    with subprocess_cluster(tmp_path, n_workers=0) as cluster:
+        backend = DaskExecutionBackend(cluster.address, connect_timeout=1)
+        with pytest.raises(ConfigurationError) as info:
+            evaluate(
+                dataset=ROWS,
+                model=model,
+                prompt="{q}",
+                reference_field="a",
+                metrics=["exact_match"],
+                storage=None,
+                execution_backend=backend,
+            )
+        backend.shutdown()
+    message = str(info.value)
+    assert message == (
+        f"the Dask scheduler at {cluster.address} has no workers; "
+        f"start some with `dask worker {cluster.address}`"
+    )
+    assert model.calls() == []

@@ -156,7 +156,8 @@ def subprocess_cluster(workdir: Path, n_workers: int = 2) -> Iterator[Subprocess
             )
         try:
             with distributed.Client(address, timeout=START_TIMEOUT, set_as_default=False) as c:
-                c.wait_for_workers(n_workers, timeout=START_TIMEOUT)
+                if n_workers:
+                    c.wait_for_workers(n_workers, timeout=START_TIMEOUT)
         except (OSError, TimeoutError) as exc:
             logs = "; ".join(
                 f"{p.name}: {p.read_text(errors='replace')[-300:]!r}"
