@@ -247,7 +247,9 @@ class DaskExecutionBackend(RemoteExecutionBackend):
     ``address``: a scheduler address (``"tcp://host:8786"``, ``"dask://host:8786"``,
     ``"host:8786"``) or a ``distributed.Client``; ``client=`` names a Client explicitly. With
     neither, the default client is used, else a ``LocalCluster`` of ``n_workers`` single-thread
-    processes is started. ``batch_size`` defaults to about two batches in flight per worker.
+    processes is started (its scheduler runs in this process, competing with the run for
+    its CPU; for large runs start ``dask scheduler`` and ``dask worker`` processes and pass the
+    address). ``batch_size`` defaults to about two batches in flight per worker.
     A missing dask, an unreachable scheduler (after ``connect_timeout`` seconds) or a cluster
     without workers is a :class:`~pytest_themis.errors.ConfigurationError` from :meth:`open`,
     before any request. A client you pass stays open; one the backend made is closed by
