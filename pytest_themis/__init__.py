@@ -18,8 +18,8 @@ _EXPORTS = {
     "DatasetError": "pytest_themis.errors",
     "ModelSpec": "pytest_themis.core.entities",
     "SamplingConfig": "pytest_themis.core.entities",
-    "EvaluationReport": "pytest_themis.core.entities",
-    "ExperimentReport": "pytest_themis.core.entities",
+    "EvaluationReport": "pytest_themis.core.reports",
+    "ExperimentReport": "pytest_themis.core.reports",
     "PromptTemplate": "pytest_themis.generation.templates",
     "GenerationPlan": "pytest_themis.generation.plan",
     "GenerationRunner": "pytest_themis.generation.runner",
@@ -35,6 +35,8 @@ _EXPORTS = {
     "register_benchmark": "pytest_themis.presets",
     "list_benchmarks": "pytest_themis.presets",
     "get_benchmark_preset": "pytest_themis.presets",
+    "Comparison": "pytest_themis.comparison",
+    "CellComparison": "pytest_themis.comparison",
 }
 
 __all__ = sorted(_EXPORTS) + ["__version__"]

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import math
 import operator
-from collections.abc import Callable, Iterable
+import os
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from .entities import (
     CellSpec,
@@ -15,6 +17,10 @@ from .entities import (
     MetricMap,
     TokenUsage,
 )
+from .statistics import aggregate
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..comparison.results import Comparison
 
 __all__ = ["EvaluationReport", "ExperimentReport", "GATE_OPERATORS"]
 
@@ -45,6 +51,10 @@ class EvaluationReport:
     incomplete: bool = False
     #: Planned generations that produced no record at all (a lost worker); > 0 means incomplete.
     missing: int = 0
+    #: The run this report belongs to (set by :class:`ExperimentReport`); used by :meth:`compare`.
+    run: ExperimentReport | None = field(default=None, repr=False, compare=False)
+    #: Samples a metric could not score (judge failures), summed over metrics; never scores.
+    metric_errors: int = 0
 
     @classmethod
     def from_records(
@@ -54,15 +64,13 @@ class EvaluationReport:
         cell: CellSpec | None = None,
         duration: float = 0.0,
     ) -> EvaluationReport:
-        from ..evaluation.statistics import aggregate
-
         records = list(records)
         names = list(metric_names)
         values: dict[str, list[float]] = {n: [] for n in names}
         ids: dict[str, list[str]] = {n: [] for n in names}
         usage = TokenUsage()
         cost = 0.0
-        errors = extraction_failures = cached = 0
+        errors = extraction_failures = cached = metric_errors = 0
         for rec in records:
             gen = rec.generation
             if gen.cached:
@@ -76,6 +84,7 @@ class EvaluationReport:
                 continue
             if rec.extraction_error is not None:
                 extraction_failures += 1
+            metric_errors += len(rec.metric_errors)
             sample_id = _sample_id(rec)
             for name in names:
                 score = rec.scores.get(name)
@@ -83,6 +92,10 @@ class EvaluationReport:
                     values[name].append(score.value)
                     ids[name].append(sample_id)
         metrics = MetricMap({n: aggregate(n, values[n], ids[n]) for n in names})
+        if any(r.generation.task.sample_index for r in records):
+            from ..comparison.epochs import epoch_metrics  # several epochs per row
+
+            metrics.update(epoch_metrics(records, names))
         incomplete = any(
             r.generation.error is not None and r.generation.error.kind == "budget" for r in records
         )
@@ -99,6 +112,7 @@ class EvaluationReport:
             cost=cost,
             duration=duration,
             incomplete=incomplete,
+            metric_errors=metric_errors,
         )
 
     @property
@@ -154,6 +168,22 @@ class EvaluationReport:
             lines.append(f"  failing samples: {', '.join(failing)}")
         return "\n".join(lines)
 
+    def compare(self, baseline: Any, **options: Any) -> Comparison:
+        """This cell against ``baseline``: :meth:`ExperimentReport.compare`, kept to this cell.
+
+        In a themis test: ``themis_report.compare("base/manifest.json").assert_not_worse(...)``.
+        """
+        if self.run is None:
+            from ..errors import ThemisError
+
+            raise ThemisError(
+                "this EvaluationReport is not part of a run; compare the ExperimentReport"
+            )
+        comparison = self.run.compare(baseline, **options)
+        if self.cell is not None:
+            comparison.cells = [c for c in comparison.cells if c.cell_id == self.cell.cell_id]
+        return comparison
+
     def summary(self) -> dict[str, Any]:
         return {
             "cell": self.cell.to_dict() if self.cell is not None else None,
@@ -182,10 +212,67 @@ class ExperimentReport:
     cells: dict[str, EvaluationReport] = field(default_factory=dict, repr=False)
     metadata: dict[str, Any] = field(default_factory=dict)
     manifest: dict[str, Any] = field(default_factory=dict, repr=False)
+    #: Set by ``evaluate(..., baseline=...)``: this run compared with the baseline.
+    comparison: Comparison | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        for report in (self.evaluation_report, *self.cells.values()):
+            report.run = self
 
     @property
     def failures(self) -> list[EvaluationRecord]:
         return self.evaluation_report.failures
+
+    def to_jsonl(self, path: str | os.PathLike[str], *, log_prompts: str = "full") -> Path:
+        """Write one JSON line per sample (see the README) and reference it in ``manifest``.
+
+        ``log_prompts="hash"`` records a SHA-256 of the prompt instead of its text.
+        """
+        from ..comparison.baseline import samples_reference
+        from ..comparison.samples import sample_rows, template_hashes, write_jsonl
+
+        target = Path(path)
+        rows = sample_rows(
+            self.records,
+            self.run_id,
+            templates=template_hashes(self.manifest),
+            experiment=self.metadata.get("experiment"),
+            log_prompts=log_prompts,
+        )
+        digest = write_jsonl(rows, target)
+        self.manifest["samples"] = samples_reference(target, target.parent, digest, len(rows))
+        return target
+
+    def compare(
+        self,
+        baseline: Any,
+        *,
+        margin: float = 0.0,
+        mapping: Mapping[str, str] | None = None,
+        storage: Any = None,
+        seed: int = 0,
+    ) -> Comparison:
+        """Pair this run with ``baseline`` (a report, manifest path, run id or ``latest``).
+
+        Run ids and ``latest`` are looked up in ``storage`` (a store or folder; default the
+        ``evaluate`` cache folder). ``mapping`` pairs cells explicitly (new cell id → baseline
+        cell id). See :class:`~pytest_themis.comparison.Comparison`.
+        """
+        from ..comparison.baseline import load_baseline, report_run_data
+        from ..comparison.compare import compare_runs
+
+        store, owned = storage, False
+        by_id = isinstance(baseline, str) and not Path(baseline).is_file()
+        if by_id and (store is None or isinstance(store, (str, os.PathLike))):
+            from ..storage import ExperimentStorage
+
+            store, owned = ExperimentStorage(store or ".themis_cache"), True
+        try:
+            base = load_baseline(baseline, storage=store)
+        finally:
+            if owned:
+                store.close()
+        return compare_runs(report_run_data(self), base, margin=margin, mapping=mapping, seed=seed)
 
     @property
     def metrics(self) -> MetricMap:

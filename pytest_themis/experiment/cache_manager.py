@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from ..backends.storage import StorageBackend
+from ..core.defaults import CACHE_MODES, DEFAULT_CACHE_DIR
 from ..core.entities import (
     CellSpec,
     GenerationError,
@@ -22,7 +23,6 @@ from ..errors import ConfigurationError
 
 __all__ = ["CACHE_MODES", "CacheManager", "generation_key"]
 
-CACHE_MODES = ("use", "refresh", "off", "replay")
 _KEY_VERSION = 2
 
 
@@ -80,7 +80,7 @@ class CacheManager:
         if storage is None or isinstance(storage, (str, os.PathLike)):
             from ..storage import ExperimentStorage
 
-            storage = ExperimentStorage(storage or ".themis_cache")
+            storage = ExperimentStorage(storage or DEFAULT_CACHE_DIR)
         self.storage = storage
         self.mode = mode if enable_cache else "off"
         self.enable_resume = enable_resume

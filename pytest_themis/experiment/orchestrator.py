@@ -137,6 +137,10 @@ class ExperimentOrchestrator:
                     )
                 )
 
+        for metric in getattr(self.pipeline, "metrics", ()):
+            attach = getattr(metric, "attach", None)
+            if callable(attach):  # e.g. an LLM judge asks through this run's runner and cache
+                attach(runner=self.runner, cache=self.cache)
         # Split hits from misses first, in batches, before any request: the runner gets misses
         # only, and a fully cached run creates no provider and starts no worker.
         hits: list[GenerationRecord] = []
@@ -145,7 +149,7 @@ class ExperimentOrchestrator:
             hits.extend(found)
             misses.extend(fresh)
         prepare = getattr(self.pipeline, "prepare", None)
-        if callable(prepare) and misses:
+        if callable(prepare) and total:
             prepare()  # e.g. scoring workers start while the first requests are in flight
         for finished in self.runner.run_batches(misses) if misses else ():
             # Persist first: a finished generation is durable before anything else happens.

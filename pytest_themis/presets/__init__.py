@@ -8,7 +8,6 @@ read from ``data_dir=`` / ``$THEMIS_DATA_DIR`` as ``<name>.jsonl`` (or ``.json``
 from __future__ import annotations
 
 from .base import BenchmarkPreset, RowPreparer
-from .builtin import BUILTIN_PRESETS
 from .loading import DATA_DIR_ENV, load_local_file
 from .registry import (
     get_benchmark_preset,
@@ -27,7 +26,3 @@ __all__ = [
     "register_benchmark",
     "unregister_benchmark",
 ]
-
-for _preset in BUILTIN_PRESETS:
-    register_benchmark(_preset, replace=True)
-del _preset
