@@ -29,15 +29,14 @@ __all__ = [
     "resolve_execution_backend",
 ]
 
-_BACKEND_HELP = "use local, ray, ray://host:port, ray:host:port or dask://host:port"
-
 
 def resolve_execution_backend(spec: str | ExecutionBackend | None) -> ExecutionBackend | None:
-    """The backend named by ``spec``; None (or ``"local"``) means this machine's default.
+    """The backend named by ``spec`` (None: the runner's default engine).
 
     ``"ray"`` starts a local Ray instance; ``"ray://host:port"`` (Ray client) and
-    ``"ray:host:port"`` (a head node's GCS address) join a cluster; ``"dask://host:port"``
-    connects to a Dask scheduler. A wrong name is a ``ConfigurationError``.
+    ``"ray:host:port"`` (a head node's address) join a cluster; ``"dask://host:port"``
+    connects to a Dask scheduler. Other names are looked up in the backend registry
+    (``"local"``, ``"sequential"``, plugins'). A wrong name is a ``ConfigurationError``.
     """
     if spec is None or isinstance(spec, ExecutionBackend):
         return spec
@@ -48,8 +47,6 @@ def resolve_execution_backend(spec: str | ExecutionBackend | None) -> ExecutionB
             f"execution_backend must be a name or an ExecutionBackend, got {type(spec).__name__}"
         )
     name = spec.strip()
-    if name in ("", "local"):
-        return None
     if name == "ray" or name.startswith(("ray://", "ray:")):
         from .ray import RayExecutionBackend
 
@@ -58,13 +55,13 @@ def resolve_execution_backend(spec: str | ExecutionBackend | None) -> ExecutionB
         address = name if name.startswith("ray://") else name[len("ray:") :]
         return RayExecutionBackend(address=address)
     if name.startswith("dask://"):
-        from .dask import DaskExecutionBackend  # written alongside; imports dask lazily
+        from .dask import DaskExecutionBackend  # imports dask only when it runs
 
-        backend: ExecutionBackend = DaskExecutionBackend(address=name[len("dask://") :])
+        backend: ExecutionBackend = DaskExecutionBackend(address=name)
         return backend
-    from ..errors import ConfigurationError
+    from .registry import get_execution_backend
 
-    raise ConfigurationError(f"unknown execution backend {spec!r}; {_BACKEND_HELP}")
+    return get_execution_backend(name)
 
 
 def __getattr__(name: str) -> Any:
