@@ -21,7 +21,7 @@ from support.dask_cluster import StallingModel, local_cluster, poll, subprocess_
 from pytest_themis import evaluate
 from pytest_themis.backends import resolve_execution_backend
 from pytest_themis.backends.dask import DaskExecutionBackend
-from pytest_themis.core.entities import ExperimentReport
+from pytest_themis.core.reports import ExperimentReport
 from pytest_themis.errors import ConfigurationError
 
 pytestmark = pytest.mark.slow
