@@ -106,6 +106,45 @@ def test_generation_runs_in_the_workers_and_reuses_their_kernel(
     assert {w: after[w] - before[w] for w in after} == {w: int(pid_of[w] in served) for w in after}
 
 
+def test_orchestrator_sweep_on_dask_then_a_local_rerun_is_all_cached(
+    client: Any, tmp_path: Path, local_scores: Any
+) -> None:
+    """Level 4: the sweep runs on Dask; a local runner on the same store then sends nothing."""
+    from pytest_themis.api import parse_model
+    from pytest_themis.evaluation import get_extractor, get_metric
+    from pytest_themis.evaluation.pipeline import EvaluationPipeline
+    from pytest_themis.experiment.cache_manager import CacheManager
+    from pytest_themis.experiment.manifest import strip_volatile
+    from pytest_themis.experiment.orchestrator import ExperimentOrchestrator
+    from pytest_themis.generation.plan import GenerationPlan
+    from pytest_themis.generation.runner import GenerationRunner
+    from pytest_themis.generation.templates import PromptTemplate
+
+    plan = GenerationPlan(
+        templates=[PromptTemplate(f"prompt{i}", p) for i, p in enumerate(GRID["prompt"])],
+        models=[parse_model(m) for m in GRID["model"]],
+        reference_field="a",
+    )
+
+    def sweep(runner: GenerationRunner) -> ExperimentReport:
+        pipeline = EvaluationPipeline(
+            extractor=get_extractor("identity"), metrics=[get_metric("exact_match")]
+        )
+        cache = CacheManager(str(tmp_path / "store"))
+        return ExperimentOrchestrator(plan, runner, pipeline, cache).run(ROWS)
+
+    backend = DaskExecutionBackend(client)
+    try:
+        on_dask = sweep(GenerationRunner(execution_backend=backend))
+    finally:
+        backend.shutdown()
+    again = sweep(GenerationRunner())
+    assert per_sample(on_dask) == per_sample(again) == local_scores
+    assert all(c.generated == len(ROWS) and c.cached == 0 for c in on_dask.cells.values())
+    assert all(c.cached == len(ROWS) and c.generated == 0 for c in again.cells.values())
+    assert strip_volatile(on_dask.manifest)["cells"] == strip_volatile(again.manifest)["cells"]
+
+
 def _kill_when_stalled(folder: Path, victim: int, killed: list[int]) -> threading.Thread:
     def run() -> None:
         poll(lambda: (folder / f"stalled-{victim}").exists(), 120, "the victim to take a batch")
