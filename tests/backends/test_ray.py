@@ -64,6 +64,7 @@ def test_unreachable_address_is_a_one_line_error_before_any_request():
     assert "\n" not in str(info.value) and time.monotonic() - started < 10
 
 
+@pytest.mark.slow  # with the cluster's start, over 5 s
 def test_results_equal_a_local_run(ray_cluster):
     backend = RayExecutionBackend(actors=2)
     try:
@@ -76,6 +77,7 @@ def test_results_equal_a_local_run(ray_cluster):
     assert 0 < sum(local.values()) < len(local)  # the fake model is right on most, not all
 
 
+@pytest.mark.slow
 def test_a_killed_actor_loses_nothing_and_doubles_nothing(ray_cluster):
     plan = _plan(latency=0.05)
     tasks = list(plan.iter_tasks(plan.prepare(ROWS)))
