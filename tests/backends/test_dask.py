@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 import sys
 
 import pytest
@@ -91,3 +92,14 @@ def test_missing_dask_names_the_install_line(monkeypatch: pytest.MonkeyPatch) ->
             execution_backend=DaskExecutionBackend("tcp://127.0.0.1:8786"),
         )
     assert calls == []
+
+
+def test_naming_the_backend_imports_no_dask() -> None:
+    code = (
+        "import sys\n"
+        "from pytest_themis.backends import resolve_execution_backend\n"
+        "resolve_execution_backend('dask://127.0.0.1:8786').describe()\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('dask', 'distributed')))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"
