@@ -35,8 +35,9 @@ def resolve_execution_backend(spec: str | ExecutionBackend | None) -> ExecutionB
 
     ``"ray"`` starts a local Ray instance; ``"ray://host:port"`` (Ray client) and
     ``"ray:host:port"`` (a head node's address) join a cluster; ``"dask://host:port"``
-    connects to a Dask scheduler. Other names are looked up in the backend registry
-    (``"local"``, ``"sequential"``, plugins'). A wrong name is a ``ConfigurationError``.
+    connects to a Dask scheduler; ``"local"`` is the default engine (this machine's event
+    loop and worker processes). Other names are looked up in the backend registry
+    (``"threads"``, ``"sequential"``, plugins'). A wrong name is a ``ConfigurationError``.
     """
     if spec is None or isinstance(spec, ExecutionBackend):
         return spec
@@ -47,6 +48,8 @@ def resolve_execution_backend(spec: str | ExecutionBackend | None) -> ExecutionB
             f"execution_backend must be a name or an ExecutionBackend, got {type(spec).__name__}"
         )
     name = spec.strip()
+    if name in ("local", "default"):
+        return None  # this machine: the event loop, plus worker processes when they pay
     if name == "ray" or name.startswith(("ray://", "ray:")):
         from .ray import RayExecutionBackend
 
@@ -59,8 +62,15 @@ def resolve_execution_backend(spec: str | ExecutionBackend | None) -> ExecutionB
 
         backend: ExecutionBackend = DaskExecutionBackend(address=name)
         return backend
-    from .registry import get_execution_backend
+    from .registry import get_execution_backend, list_execution_backends
 
+    if name not in list_execution_backends():
+        from ..errors import ConfigurationError
+
+        raise ConfigurationError(
+            f"unknown execution backend {name!r}; use local (the default), ray, ray://host:port, "
+            f"dask://host:port or one of: {', '.join(list_execution_backends())}"
+        )
     return get_execution_backend(name)
 
 

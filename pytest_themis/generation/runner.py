@@ -10,6 +10,7 @@ from ..backends.execution import ExecutionBackend, ExecutionJob
 from ..core.entities import GenerationRecord, GenerationTask
 from ..errors import ConfigurationError
 from .executors import TaskExecutor
+from .failfast import FailFastExecutor
 from .kernel import Budget, GenerationKernel, RunSettings
 
 __all__ = ["AUTO_PROCESS_MIN_TASKS", "GenerationRunner"]
@@ -61,6 +62,8 @@ class GenerationRunner:
             max_cost_usd=max_cost_usd,
         )
         self._executor = executor
+        #: What the caller passed: None sends remote engines their own default router.
+        self._given_executor = executor
         self.execution_backend = execution_backend
         self.processes = processes
         self.budget = Budget(max_cost_usd)
@@ -75,7 +78,7 @@ class GenerationRunner:
         if self._executor is None:
             from .router import ProviderRouter
 
-            self._executor = ProviderRouter()
+            self._executor = FailFastExecutor(ProviderRouter())  # stop endpoints that never answer
         return self._executor
 
     @property
@@ -132,7 +135,7 @@ class GenerationRunner:
             return
         tasks = itertools.chain([first], iterator)
         if self.execution_backend is not None:
-            job = ExecutionJob(tasks, self._executor, self.settings, self.budget, max_batch)
+            job = ExecutionJob(tasks, self._given_executor, self.settings, self.budget, max_batch)
             yield from self.execution_backend.run(job)
             return
         processes, tasks = self._choose_processes(tasks)
@@ -168,7 +171,7 @@ class GenerationRunner:
         cores = default_processes()
         pooled = pool_size() > 0
         wide = self.max_parallel == "auto" or int(self.max_parallel) >= 16
-        router = self.executor
+        router = getattr(self.executor, "inner", self.executor)
         default_router = isinstance(router, ProviderRouter) and router.is_default
         if not default_router or (not pooled and (cores < 2 or not wide)):
             return 1, tasks
@@ -187,7 +190,7 @@ class GenerationRunner:
             "max_retries": self.max_retries,
             "timeout": self.timeout,
             "max_cost_usd": self.max_cost_usd,
-            "executor": type(self.executor).__name__,
+            "executor": type(getattr(self.executor, "inner", self.executor)).__name__,
             "execution_backend": (
                 self.execution_backend.describe() if self.execution_backend else None
             ),
