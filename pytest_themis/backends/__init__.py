@@ -17,9 +17,11 @@ from .execution import (
 from .storage import StorageBackend
 
 if TYPE_CHECKING:
+    from .dask import DaskExecutionBackend
     from .ray import RayExecutionBackend
 
 __all__ = [
+    "DaskExecutionBackend",
     "ExecutionBackend",
     "ExecutionJob",
     "LocalExecutionBackend",
@@ -62,15 +64,26 @@ def resolve_execution_backend(spec: str | ExecutionBackend | None) -> ExecutionB
 
         backend: ExecutionBackend = DaskExecutionBackend(address=name)
         return backend
-    from .registry import get_execution_backend
+    from .registry import get_execution_backend, list_execution_backends
 
+    if name not in list_execution_backends():
+        from ..errors import ConfigurationError
+
+        raise ConfigurationError(
+            f"unknown execution backend {name!r}; use local (the default), ray, ray://host:port, "
+            f"dask://host:port or one of: {', '.join(list_execution_backends())}"
+        )
     return get_execution_backend(name)
 
 
 def __getattr__(name: str) -> Any:
-    # Lazily, so a plain import never imports ray (the module itself imports ray lazily too).
+    # Lazily, so a plain import never imports ray or dask (the modules import them lazily too).
     if name == "RayExecutionBackend":
         from .ray import RayExecutionBackend
 
         return RayExecutionBackend
+    if name == "DaskExecutionBackend":
+        from .dask import DaskExecutionBackend
+
+        return DaskExecutionBackend
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

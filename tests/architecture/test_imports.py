@@ -18,16 +18,8 @@ import pytest_themis
 PACKAGE_DIR = Path(pytest_themis.__file__).parent
 ROOT = "pytest_themis"
 
-#: Private names still imported across modules; entries may only disappear (a new cross-module
-#: private import fails the test). The generation worker warms litellm with the provider's import
-#: helper before it reports ready.
-KNOWN_PRIVATE_IMPORTS = {
-    (
-        "pytest_themis.generation._worker",
-        "pytest_themis.providers.litellm_provider",
-        "_import_litellm",
-    ),
-}
+#: Private names still imported across modules: none. A new cross-module private import fails.
+KNOWN_PRIVATE_IMPORTS: set[tuple[str, str, str]] = set()
 
 
 @dataclass(frozen=True)
