@@ -165,6 +165,7 @@ def evaluate(
     max_cost_usd: float | None = None,
     data_dir: str | os.PathLike[str] | None = None,
     progress: Callable[[Any], None] | None = None,
+    client: str | None = None,
     **provider_options: Any,
 ) -> ExperimentReport:
     """Run a benchmark preset or your own rows against one or more models and score them.
@@ -174,13 +175,16 @@ def evaluate(
     metrics=["exact_match"], model=...)`` evaluates your rows. Generations are cached in
     ``storage`` (a folder in the working directory by default), so a rerun is free and an
     interrupted run resumes. Extra keyword arguments are provider options (``api_base``,
-    ``api_key`` …); unknown ones are rejected.
+    ``api_key`` …); unknown ones are rejected. ``client`` picks the HTTP client of litellm models:
+    ``"auto"`` (default; the native OpenAI client for ``openai/<model>`` with an ``api_base``),
+    ``"litellm"`` or ``"native"`` — transport only, cached generations are shared.
     """
     from .evaluation import get_extractor, get_metric
     from .evaluation.pipeline import EvaluationPipeline
     from .experiment.cache_manager import CacheManager
     from .experiment.orchestrator import ExperimentOrchestrator
     from .generation.plan import GenerationPlan
+    from .generation.router import ProviderRouter
     from .generation.runner import GenerationRunner
 
     if limit is not None and (not isinstance(limit, int) or limit < 0):
@@ -267,7 +271,10 @@ def evaluate(
         reference_field=reference_field or (preset.reference_field if preset is not None else None),
         num_samples=num_samples,
     )
+    router = ProviderRouter(client=client)
+    router.check(models)
     runner = GenerationRunner(
+        router,
         max_parallel=max_parallel,
         max_retries=max_retries,
         execution_backend=execution_backend,

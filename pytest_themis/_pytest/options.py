@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from ..providers.clients import CLIENTS
 from .flags import FLAGS
 
 __all__ = [
@@ -167,6 +168,7 @@ PARSERS: dict[str, Callable[[str], Parser]] = {
     "gate": lambda where: _choice_parser(where, GATE_MODES),
     "fail_under": lambda where: lambda raw: parse_fail_under(raw, where),
     "run_id": _run_id_parser,
+    "client": lambda where: _choice_parser(where, CLIENTS),
 }
 
 _DEFAULTS: dict[str, Any] = {"gate": "point", "max_errors": 0, "cache": "use"}

@@ -238,6 +238,7 @@ class ThemisSession:
     ) -> CellOutcome:
         from ..experiment.cache_manager import CacheManager
         from ..experiment.orchestrator import ExperimentOrchestrator
+        from ..generation.router import ProviderRouter
         from ..generation.runner import GenerationRunner
 
         opts = self.options
@@ -248,7 +249,10 @@ class ThemisSession:
         progress = CellProgress.for_config(self.config, label or cell.cell_id)
         runner = None
         try:
+            router = ProviderRouter(client=opts.get("client"))
+            router.check([cell.model])
             runner = GenerationRunner(
+                router,
                 max_parallel=opts.get("max_parallel") or _DEFAULT_MAX_PARALLEL,
                 max_retries=_first(opts.get("max_retries"), _DEFAULT_MAX_RETRIES),
                 execution_backend=backend,

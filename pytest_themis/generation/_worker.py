@@ -117,6 +117,7 @@ def serve(frames_in: IO[bytes], frames_out: IO[bytes]) -> int:
         with write_lock:
             write_frame(frames_out, obj)
 
+    from .router import ProviderRouter
     from .runner import GenerationRunner
 
     send("ready")
@@ -128,7 +129,8 @@ def serve(frames_in: IO[bytes], frames_out: IO[bytes]) -> int:
                 return 0
             config = dict(message[1])
             limit = config.pop("limit", None)
-            runner = GenerationRunner(processes=1, **config)
+            router = ProviderRouter(client=config.pop("client", None))
+            runner = GenerationRunner(router, processes=1, **config)
             if limit is not None:  # the parent sizes our window and wants to hear of 429s
                 runner.rate_limit_listener = lambda: send("rate_limited")
             feed = TaskFeed()

@@ -325,6 +325,7 @@ def _dispatch(
         "timeout": runner.timeout,
         "retry_base_delay": runner.retry_policy.base_delay,
         "retry_max_delay": runner.retry_policy.max_delay,
+        "client": getattr(runner.executor, "client", None),
     }
     pooled = pool_size()
     if pooled:

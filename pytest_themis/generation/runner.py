@@ -235,7 +235,10 @@ class GenerationRunner:
         rest = itertools.chain(peeked, iterator)
         if not peeked or (len(peeked) < AUTO_PROCESS_MIN_TASKS and not pooled):
             return 1, rest
-        if any(t.model.provider != "litellm" or "fn" in t.model.options for t in peeked):
+        # Only litellm's client is worth the processes (the native one costs far less per call).
+        if not isinstance(router, ProviderRouter) or any(
+            "fn" in t.model.options or router.client_for(t.model) != "litellm" for t in peeked
+        ):
             return 1, rest
         return cores, rest
 

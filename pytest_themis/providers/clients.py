@@ -8,7 +8,7 @@ client is reused through the other. Nothing here imports a client library.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from ..core.entities import ModelSpec
@@ -16,6 +16,7 @@ from ..errors import ConfigurationError
 
 __all__ = [
     "CLIENTS",
+    "all_native",
     "NATIVE_PREFIXES",
     "check_client",
     "client_for",
@@ -95,3 +96,15 @@ def client_for(model: ModelSpec, client: str = "auto") -> str:
     if blocker is None and model.api_base:
         return "native"
     return "litellm"
+
+
+def all_native(identifiers: Iterable[str], api_base: str | None, client: str | None) -> bool:
+    """True when every one of these litellm model names would go through the native client."""
+    chosen = check_client(client)
+    options = {"api_base": api_base} if api_base else {}
+    try:
+        return all(
+            client_for(ModelSpec(name, options=options), chosen) == "native" for name in identifiers
+        )
+    except ConfigurationError:
+        return False  # reported when the model's cell runs
