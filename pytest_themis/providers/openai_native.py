@@ -152,7 +152,10 @@ class OpenAINativeProvider(Provider):
             sessions = list(self._sessions.values())
             self._sessions.clear()
         for loop, session in sessions:
-            if loop.is_closed() or session.closed:
+            if session.closed:
+                continue
+            if loop.is_closed():
+                _drop(session)
                 continue
             try:
                 if loop.is_running():
@@ -167,6 +170,16 @@ class OpenAINativeProvider(Provider):
         own: asyncio.AbstractEventLoop | None = getattr(self._local, "loop", None)
         if own is not None and not own.is_running() and not own.is_closed():
             own.close()
+
+    async def aclose(self) -> None:
+        """Close the connection pools of the running event loop (then :meth:`close` the rest)."""
+        loop = asyncio.get_running_loop()
+        with self._lock:
+            mine = [key for key, (owner, _) in self._sessions.items() if owner is loop]
+            sessions = [self._sessions.pop(key)[1] for key in mine]
+        for session in sessions:
+            await session.close()
+        self.close()
 
     # -- internals -----------------------------------------------------------------------------
 
@@ -196,6 +209,17 @@ class OpenAINativeProvider(Provider):
         with self._lock:
             self._sessions[key] = (loop, session)
         return session
+
+
+def _drop(session: Any) -> None:
+    """Release a pool whose event loop is already closed (no coroutine can run any more)."""
+    connector = session.connector
+    session.detach()
+    if connector is not None:
+        try:
+            connector._close()  # the synchronous part of aiohttp's close(): drop the sockets
+        except Exception:  # noqa: BLE001 - transports of a closed loop may refuse; dropped anyway
+            pass
 
 
 def _running_loop() -> asyncio.AbstractEventLoop | None:
