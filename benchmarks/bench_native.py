@@ -24,8 +24,10 @@ import argparse
 import json
 import math
 import os
+import resource
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 from _harness import HERE, PYTEST, mock_server, run_child, run_timed, write_gsm8k_jsonl
@@ -135,18 +137,23 @@ print(json.dumps({"wall": wall, "errors": len(report.failures), "n": len(report.
 """
 
 
-def aiohttp_loop(n: int, c: int, url: str) -> dict[str, float]:
-    """The plain aiohttp loop in a fresh process; adds its whole-process ``wall_s``."""
-    import time
+def children_cpu() -> float:
+    """CPU seconds (user + system) of every finished child process so far."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
-    start = time.perf_counter()
+
+def aiohttp_loop(n: int, c: int, url: str) -> tuple[float, float]:
+    """Whole-process wall and CPU seconds of the plain aiohttp loop in a fresh process."""
+    cpu, start = children_cpu(), time.perf_counter()
     result = run_child(AIOHTTP_LOOP, n, c, url, MODEL.split("/", 1)[1])
-    result["wall_s"] = time.perf_counter() - start
-    return result
+    if result["count"] != n:
+        raise SystemExit(f"aiohttp loop incomplete: {result}")
+    return time.perf_counter() - start, children_cpu() - cpu
 
 
-def door_run(n: int, c: int, url: str, client: str, preset: bool) -> float:
-    """Whole-process wall time of one cold-cache pytest run over ``n`` rows."""
+def door_run(n: int, c: int, url: str, client: str, preset: bool) -> tuple[float, float]:
+    """Whole-process wall and CPU seconds of one cold-cache pytest run over ``n`` rows."""
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         data = root / "data"
@@ -171,10 +178,16 @@ def door_run(n: int, c: int, url: str, client: str, preset: bool) -> float:
                     fh.write(json.dumps({"question": q, "gold": str(2 * i)}) + "\n")
             test = MARKER_TEST.format(data=str(rows), model=MODEL, n=n)
             (root / "test_bench.py").write_text(test)
+        cpu = children_cpu()
         wall, done = run_timed(cmd, cwd=root)
+        cpu = children_cpu() - cpu
         if done.returncode != 0:
             raise SystemExit(f"pytest run failed ({done.returncode}):\n{done.stdout[-3000:]}")
-    return wall
+    return wall, cpu
+
+
+def _walls(runs: list[tuple[float, float]]) -> str:
+    return ", ".join(f"{wall:.2f}" for wall, _ in runs)
 
 
 def load() -> str:
@@ -182,19 +195,19 @@ def load() -> str:
 
 
 def cmd_door(args: argparse.Namespace) -> bool:
-    ours: list[float] = []
-    floors: list[float] = []
+    ours: list[tuple[float, float]] = []
+    floors: list[tuple[float, float]] = []
     with mock_server(args.latency) as url:
         for _ in range(args.repeat):
-            floors.append(aiohttp_loop(args.n, args.c, url)["wall_s"])
+            floors.append(aiohttp_loop(args.n, args.c, url))
             ours.append(door_run(args.n, args.c, url, args.client, args.preset))
-    best, floor = min(ours), min(floors)
+    (best, best_cpu), (floor, floor_cpu) = min(ours), min(floors)
     ideal = math.ceil(args.n / args.c) * args.latency
     ratio = best / floor
     door = "gsm8k preset" if args.preset else "marker test"
     print(f"DOOR ({door}, client={args.client}): N={args.n} C={args.c} latency={args.latency}s")
-    print(f"  pytest door wall:  {best:.2f} s  (runs: {', '.join(f'{x:.2f}' for x in ours)})")
-    print(f"  aiohttp loop wall: {floor:.2f} s  (runs: {', '.join(f'{x:.2f}' for x in floors)})")
+    print(f"  pytest door wall:  {best:.2f} s, CPU {best_cpu:.2f} s  (walls: {_walls(ours)})")
+    print(f"  aiohttp loop wall: {floor:.2f} s, CPU {floor_cpu:.2f} s  (walls: {_walls(floors)})")
     print(f"  ideal ceil(N/C) x latency: {ideal:.2f} s; {load()}")
     limit = args.limit if args.limit is not None else (1.15 if args.latency >= 0.2 else 1.5)
     verdict = ratio <= limit

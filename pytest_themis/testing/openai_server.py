@@ -1,8 +1,9 @@
 """A small OpenAI-compatible HTTP server with seeded fault injection, for tests and benchmarks.
 
 The server speaks just enough HTTP/1.1 (keep-alive, ``Content-Length`` and chunked request
-bodies) to serve ``POST /v1/chat/completions`` and ``GET /v1/models``. It runs on its own event
-loop in a background thread, so blocking tests, asyncio tests and benchmarks can all use it::
+bodies) to serve ``POST /v1/chat/completions``, ``POST /v1/completions`` (text) and
+``GET /v1/models``. It runs on its own event loop in a background thread, so blocking tests,
+asyncio tests and benchmarks can all use it::
 
     with OpenAIServer(FaultPlan(rate_429=0.2, retry_after=0.05)) as server:
         create_provider("litellm", api_base=server.url)
@@ -421,6 +422,11 @@ class OpenAIServer:
                 return keep_alive, 405, _error_body(f"use POST for {path}", 405), {}
             status, payload, extra = await self._chat(headers, body)
             return keep_alive, status, payload, extra
+        if path.endswith("/completions"):
+            if method != "POST":
+                return keep_alive, 405, _error_body(f"use POST for {path}", 405), {}
+            status, payload, extra = await self._chat(headers, body, text=True)
+            return keep_alive, status, payload, extra
         if path.endswith("/models") and method == "GET":
             return keep_alive, 200, self._models_body(), {}
         return keep_alive, 404, _error_body(f"unknown path {method} {path}", 404), {}
@@ -434,14 +440,21 @@ class OpenAIServer:
         return json.dumps({"object": "list", "data": data}).encode()
 
     async def _chat(
-        self, headers: dict[str, str], body: bytes
+        self, headers: dict[str, str], body: bytes, text: bool = False
     ) -> tuple[int, bytes, dict[str, str]]:
+        """A chat completion, or with ``text`` a text completion (its ``prompt`` is the user
+        message; faults, statistics and answers are the same)."""
+        field = "prompt" if text else "messages"
         try:
             request = json.loads(body)
-            messages = request["messages"]
+            messages = request[field]
             model = str(request.get("model", ""))
         except (ValueError, KeyError, TypeError):
-            return 400, _error_body("body must be JSON with a 'messages' list", 400), {}
+            return 400, _error_body(f"body must be JSON with a {field!r} field", 400), {}
+        if text:
+            if not isinstance(messages, str):
+                return 400, _error_body("'prompt' must be a string", 400), {}
+            messages = [{"role": "user", "content": messages}]
         if not isinstance(messages, list):
             return 400, _error_body("'messages' must be a list", 400), {}
         plan = self._plan
@@ -481,7 +494,7 @@ class OpenAIServer:
             if outcome != "busy" and plan.latency > 0:
                 await asyncio.sleep(plan.latency)
             status, payload, extra = await self._respond(
-                outcome, plan, model, messages, request, headers
+                outcome, plan, model, messages, request, headers, text
             )
             return status, payload, extra
         finally:
@@ -498,6 +511,7 @@ class OpenAIServer:
         messages: list[dict[str, Any]],
         request: dict[str, Any],
         headers: dict[str, str],
+        text_completion: bool = False,
     ) -> tuple[int, bytes, dict[str, str]]:
         if outcome == "reset":
             return 0, b"", {}
@@ -541,17 +555,15 @@ class OpenAIServer:
         completion_tokens = len(text.split())
         choices: list[dict[str, Any]] = []
         if outcome != "empty_choices":
-            choices.append(
-                {
-                    "index": 0,
-                    "message": {"role": "assistant", "content": text},
-                    "logprobs": None,
-                    "finish_reason": finish_reason,
-                }
+            answer: dict[str, Any] = (
+                {"text": text}
+                if text_completion
+                else {"message": {"role": "assistant", "content": text}}
             )
+            choices.append({"index": 0, **answer, "logprobs": None, "finish_reason": finish_reason})
         payload = {
-            "id": f"chatcmpl-{self._stats.request_count}",
-            "object": "chat.completion",
+            "id": f"{'cmpl' if text_completion else 'chatcmpl'}-{self._stats.request_count}",
+            "object": "text_completion" if text_completion else "chat.completion",
             "created": self._created,
             "model": model,
             "choices": choices,

@@ -266,3 +266,21 @@ def test_all_native_decides_whether_litellm_workers_are_worth_starting(
     assert not all_native(["openai/a"], None, None)
     assert not all_native(["openai/a"], base, "litellm")
     assert not all_native(["anthropic/b"], base, "native")  # the error comes when it runs
+
+
+def test_text_completion_models_use_the_completions_endpoint(openai_server: OpenAIServer) -> None:
+    task = make_task(
+        "Sum.\nEXPECTED: 9",
+        model="text-completion-openai/m",
+        sampling=SamplingConfig(max_tokens=16),
+        api_base=openai_server.url,
+        api_key="sk-local-text",  # litellm's text-completion route insists on a key
+    )
+    native = _call("openai_native", task)
+    reference = _call("litellm", task)
+    assert isinstance(native, ProviderResponse) and isinstance(reference, ProviderResponse)
+    assert native.text == reference.text == "#### 9"
+    assert native.usage == reference.usage
+    assert native.finish_reason == reference.finish_reason == "stop"
+    openai_server.set_plan(FaultPlan(status_for_model={"m": 404}))
+    assert isinstance(_call("openai_native", task), ModelNotFoundError)
