@@ -17,7 +17,6 @@ from typing import Any
 
 import pytest
 
-from ..providers.clients import CLIENTS
 from .flags import FLAGS
 
 __all__ = [
@@ -116,6 +115,12 @@ def _url_parser(where: str) -> Parser:
     return parse
 
 
+def _client_parser(where: str) -> Parser:
+    from ..providers.clients import CLIENTS  # only when the option is given
+
+    return _choice_parser(where, CLIENTS)
+
+
 def _text_parser(where: str) -> Parser:
     def parse(raw: str) -> str:
         value = str(raw).strip()
@@ -168,7 +173,7 @@ PARSERS: dict[str, Callable[[str], Parser]] = {
     "gate": lambda where: _choice_parser(where, GATE_MODES),
     "fail_under": lambda where: lambda raw: parse_fail_under(raw, where),
     "run_id": _run_id_parser,
-    "client": lambda where: _choice_parser(where, CLIENTS),
+    "client": _client_parser,
 }
 
 _DEFAULTS: dict[str, Any] = {"gate": "point", "max_errors": 0, "cache": "use"}
