@@ -155,6 +155,7 @@ def serve(frames_in: IO[bytes], frames_out: IO[bytes]) -> int:
                 runner._produce(feed.tasks(), Sink(), threading.Event(), limit=limit)
             )
             reader.join()
+            runner.close()  # the run's connection pools (bound to this loop) end with it
             send("done")
     finally:
         frames_out.close()

@@ -8,14 +8,17 @@ treats both alike. It serves models written ``openai/<model>`` (see :mod:`.clien
 chosen); the model keeps the ``litellm`` provider name in its cache key.
 
 aiohttp is imported on the first request; litellm never is. A cost is computed from the
-``input_cost_per_token`` / ``output_cost_per_token`` options, or from litellm's cost map when
-litellm is already imported by something else.
+``input_cost_per_token`` / ``output_cost_per_token`` options, else by litellm when something else
+already imported it, else from the per-token prices of litellm's bundled price table (read as
+JSON), so budgets work for priced models either way.
 """
 
 from __future__ import annotations
 
 import asyncio
 import email.utils
+import functools
+import importlib.util
 import json
 import os
 import sys
@@ -54,6 +57,8 @@ _TRANSPORT_OPTIONS = frozenset(
     }
 )  # fmt: skip
 _MIN_SECRET_LENGTH = 4
+#: litellm's bundled price table, read (not imported) to price calls when litellm is not loaded.
+_PRICE_FILE = "model_prices_and_context_window_backup.json"
 
 
 class OpenAINativeProvider(Provider):
@@ -447,7 +452,7 @@ def _cost(identifier: str, usage: TokenUsage | None, options: Mapping[str, Any])
         )
     litellm = sys.modules.get("litellm")
     if litellm is None:
-        return None
+        return _cost_from_price_file(_model_name(identifier), usage)
     try:
         prompt_cost, completion_cost = litellm.cost_per_token(
             model=_model_name(identifier),
@@ -461,6 +466,33 @@ def _cost(identifier: str, usage: TokenUsage | None, options: Mapping[str, Any])
         return None
     cost = float(prompt_cost) + float(completion_cost)
     return cost if cost == cost and cost >= 0 else None
+
+
+@functools.lru_cache(maxsize=1)
+def _price_file() -> dict[str, Any]:
+    """litellm's bundled price table, read as JSON (litellm itself is not imported)."""
+    spec = importlib.util.find_spec("litellm")
+    if spec is None or not spec.submodule_search_locations:
+        return {}
+    path = os.path.join(spec.submodule_search_locations[0], _PRICE_FILE)
+    try:
+        with open(path, encoding="utf-8") as fh:
+            table = json.load(fh)
+    except (OSError, ValueError):
+        return {}
+    return table if isinstance(table, dict) else {}
+
+
+def _cost_from_price_file(name: str, usage: TokenUsage) -> float | None:
+    """Per-token price of ``name`` from the bundled table (flat prices only), else None."""
+    entry = _price_file().get(name) or _price_file().get("openai/" + name)
+    if not isinstance(entry, Mapping):
+        return None
+    prompt_price = entry.get("input_cost_per_token")
+    completion_price = entry.get("output_cost_per_token")
+    if not isinstance(prompt_price, (int, float)) or not isinstance(completion_price, (int, float)):
+        return None
+    return prompt_price * usage.prompt_tokens + completion_price * usage.completion_tokens
 
 
 def _secrets(options: Mapping[str, Any]) -> list[str]:

@@ -12,6 +12,7 @@ from pytest_themis.evaluation.pipeline import EvaluationPipeline
 from pytest_themis.experiment.cache_manager import CacheManager
 from pytest_themis.experiment.orchestrator import ExperimentOrchestrator
 from pytest_themis.generation.plan import GenerationPlan
+from pytest_themis.generation.router import ProviderRouter
 from pytest_themis.generation.runner import GenerationRunner
 from pytest_themis.generation.templates import PromptTemplate
 from pytest_themis.storage import ExperimentStorage
@@ -32,7 +33,13 @@ def _plan(url: str) -> GenerationPlan:
 
 def _run(url: str, cache_dir, processes, max_parallel=8):
     plan = _plan(url)
-    runner = GenerationRunner(max_parallel=max_parallel, processes=processes, retry_base_delay=0.01)
+    # Worker processes exist for litellm's CPU cost; the native client would stay in one process.
+    runner = GenerationRunner(
+        ProviderRouter(client="litellm"),
+        max_parallel=max_parallel,
+        processes=processes,
+        retry_base_delay=0.01,
+    )
     orchestrator = ExperimentOrchestrator(
         plan,
         runner,

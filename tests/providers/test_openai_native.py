@@ -284,3 +284,39 @@ def test_text_completion_models_use_the_completions_endpoint(openai_server: Open
     assert native.finish_reason == reference.finish_reason == "stop"
     openai_server.set_plan(FaultPlan(status_for_model={"m": 404}))
     assert isinstance(_call("openai_native", task), ModelNotFoundError)
+
+
+PRICE_CHILD = """
+import asyncio, json, sys
+sys.path.insert(0, sys.argv[2])
+from support.tasks import make_task
+from pytest_themis.providers import create_provider
+provider = create_provider("openai_native")
+task = make_task("Add.\\nEXPECTED: 17", model="openai/gpt-4o-mini", api_base=sys.argv[1])
+response = provider.generate(task)
+provider.close()
+print(json.dumps({"cost": response.cost, "litellm": "litellm" in sys.modules}))
+"""
+
+
+def test_priced_models_cost_the_same_without_importing_litellm(
+    openai_server: OpenAIServer,
+) -> None:
+    import json
+    import subprocess
+    from pathlib import Path
+
+    tests_dir = str(Path(__file__).resolve().parent.parent)
+    done = subprocess.run(
+        [sys.executable, "-c", PRICE_CHILD, openai_server.url, tests_dir],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+    child = json.loads(done.stdout.strip().splitlines()[-1])
+    assert child["litellm"] is False
+    task = make_task("Add.\nEXPECTED: 17", model="openai/gpt-4o-mini", api_base=openai_server.url)
+    reference = _call("litellm", task)
+    assert isinstance(reference, ProviderResponse) and reference.cost
+    assert child["cost"] == pytest.approx(reference.cost)
