@@ -208,8 +208,9 @@ class OpenAINativeProvider(Provider):
         import aiohttp
 
         connector = aiohttp.TCPConnector(limit=0, keepalive_timeout=30, enable_cleanup_closed=True)
+        # trust_env: HTTP(S)_PROXY / NO_PROXY apply as they do to litellm's httpx client.
         session = aiohttp.ClientSession(
-            connector=connector, json_serialize=json.dumps, trust_env=False
+            connector=connector, json_serialize=json.dumps, trust_env=True
         )
         with self._lock:
             self._sessions[key] = (loop, session)
@@ -343,6 +344,13 @@ def _http_error(
             "raise the provider's rate limit",
             status_code=429,
             retry_after=retry_after,
+            model=model,
+        )
+    if status == 408:
+        return ProviderTimeoutError(
+            f"{where} timed out on the server side (HTTP 408): {detail}; raise the timeout or "
+            "lower the parallelism if the server is overloaded",
+            status_code=408,
             model=model,
         )
     if status in (401, 403):
