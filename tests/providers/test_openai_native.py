@@ -320,3 +320,29 @@ def test_priced_models_cost_the_same_without_importing_litellm(
     reference = _call("litellm", task)
     assert isinstance(reference, ProviderResponse) and reference.cost
     assert child["cost"] == pytest.approx(reference.cost)
+
+
+@pytest.mark.parametrize(
+    ("model", "client", "message"),
+    [
+        ("anthropic/claude-x", "native", "client='native' cannot send requests for"),
+        ("openai/m", "httpx", "client must be one of auto, litellm, native"),
+    ],
+)
+def test_evaluate_rejects_a_client_mistake_before_any_request(
+    openai_server: OpenAIServer, model: str, client: str, message: str
+) -> None:
+    from pytest_themis import evaluate
+
+    with pytest.raises(ConfigurationError, match=message):
+        evaluate(
+            dataset=[{"id": "r1", "q": "2+2", "a": "4"}],
+            model=model,
+            api_base=openai_server.url,
+            prompt="{q}",
+            reference_field="a",
+            metrics=["exact_match"],
+            storage=None,
+            client=client,
+        )
+    assert openai_server.stats.request_count == 0
