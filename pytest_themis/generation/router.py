@@ -9,6 +9,7 @@ from typing import Any
 from ..core.entities import GenerationTask, ModelSpec, ProviderResponse
 from ..errors import ConfigurationError
 from ..providers.base import Provider, create_provider
+from ..providers.clients import check_client, client_for
 from .executors import TaskExecutor
 
 __all__ = ["ProviderRouter"]
@@ -36,8 +37,6 @@ class ProviderRouter(TaskExecutor):
         auto_create: bool | None = None,
         client: str | None = None,
     ) -> None:
-        from ..providers.clients import check_client
-
         self.client = check_client(client)
         self._routes: dict[RouteKey | str, Provider] = dict(routes or {})
         #: True for a router that only creates built-in providers on demand (no custom routes).
@@ -77,8 +76,6 @@ class ProviderRouter(TaskExecutor):
     def client_for(self, model: ModelSpec) -> str:
         """The provider that sends ``model``'s requests when created here: its own, except that
         a ``litellm`` model may go through the ``native`` OpenAI client (see ``client``)."""
-        from ..providers.clients import client_for
-
         return client_for(model, self.client)
 
     def check(self, models: Iterable[ModelSpec]) -> None:
