@@ -78,6 +78,7 @@ class OpenAINativeProvider(Provider):
     def __init__(self, **options: Any) -> None:
         self._options = dict(options)
         self._sessions: dict[tuple[int, str], tuple[asyncio.AbstractEventLoop, Any]] = {}
+        self._proxies: dict[str, str | None] = {}
         self._lock = threading.Lock()
         self._local = threading.local()
 
@@ -114,6 +115,7 @@ class OpenAINativeProvider(Provider):
                 url,
                 data=body,
                 headers=headers,
+                proxy=self._proxies.get(base),
                 timeout=aiohttp.ClientTimeout(total=chosen) if chosen else None,
             ) as response:
                 status = response.status
@@ -208,13 +210,24 @@ class OpenAINativeProvider(Provider):
         import aiohttp
 
         connector = aiohttp.TCPConnector(limit=0, keepalive_timeout=30, enable_cleanup_closed=True)
-        # trust_env: HTTP(S)_PROXY / NO_PROXY apply as they do to litellm's httpx client.
-        session = aiohttp.ClientSession(
-            connector=connector, json_serialize=json.dumps, trust_env=True
-        )
+        # Not trust_env: aiohttp would then look up netrc and proxies on a thread for every
+        # request; the proxy (HTTP(S)_PROXY / NO_PROXY, as httpx honours them) is found once.
+        session = aiohttp.ClientSession(connector=connector, json_serialize=json.dumps)
         with self._lock:
             self._sessions[key] = (loop, session)
+            self._proxies[base] = _env_proxy(base)
         return session
+
+
+def _env_proxy(url: str) -> str | None:
+    """The proxy the environment names for ``url`` (``HTTP(S)_PROXY`` unless ``NO_PROXY``)."""
+    import urllib.parse
+    import urllib.request
+
+    parts = urllib.parse.urlsplit(url)
+    if not parts.hostname or urllib.request.proxy_bypass(parts.hostname):
+        return None
+    return urllib.request.getproxies_environment().get(parts.scheme)
 
 
 def _drop(session: Any) -> None:

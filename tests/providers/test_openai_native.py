@@ -346,3 +346,16 @@ def test_evaluate_rejects_a_client_mistake_before_any_request(
             client=client,
         )
     assert openai_server.stats.request_count == 0
+
+
+def test_proxy_from_the_environment_unless_no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
+    from pytest_themis.providers.openai_native import _env_proxy
+
+    for name in ("http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "no_proxy", "NO_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+    assert _env_proxy("http://10.1.2.3:8000/v1") is None
+    monkeypatch.setenv("http_proxy", "http://proxy.example:3128")
+    assert _env_proxy("http://10.1.2.3:8000/v1") == "http://proxy.example:3128"
+    assert _env_proxy("https://api.openai.com/v1") is None  # no https proxy named
+    monkeypatch.setenv("no_proxy", "10.1.2.3,localhost")
+    assert _env_proxy("http://10.1.2.3:8000/v1") is None
