@@ -125,9 +125,10 @@ class OpenAINativeProvider(Provider):
                 else:
                     return _parse(raw, task, options, text_mode)
         except (asyncio.TimeoutError, aiohttp.ServerTimeoutError) as exc:
+            limit = f"{chosen:g}s" if chosen else "aiohttp's default"
             error = ProviderTimeoutError(
                 f"{_describe(task, options)} did not answer within the client timeout "
-                f"({chosen:g}s, {type(exc).__name__}); raise the timeout or lower the "
+                f"({limit}, {type(exc).__name__}); raise the timeout or lower the "
                 "parallelism if the server is overloaded",
                 status_code=408,
                 model=task.model.identifier,
@@ -209,7 +210,8 @@ class OpenAINativeProvider(Provider):
             return entry[1]
         import aiohttp
 
-        connector = aiohttp.TCPConnector(limit=0, keepalive_timeout=30, enable_cleanup_closed=True)
+        # No pool limit: the runner bounds the requests in flight (aiohttp's default is 100).
+        connector = aiohttp.TCPConnector(limit=0, keepalive_timeout=30)
         # Not trust_env: aiohttp would then look up netrc and proxies on a thread for every
         # request; the proxy (HTTP(S)_PROXY / NO_PROXY, as httpx honours them) is found once.
         session = aiohttp.ClientSession(connector=connector, json_serialize=json.dumps)
