@@ -359,3 +359,23 @@ def test_proxy_from_the_environment_unless_no_proxy(monkeypatch: pytest.MonkeyPa
     assert _env_proxy("https://api.openai.com/v1") is None  # no https proxy named
     monkeypatch.setenv("no_proxy", "10.1.2.3,localhost")
     assert _env_proxy("http://10.1.2.3:8000/v1") is None
+
+
+def test_native_runs_stay_in_one_process_and_litellm_runs_may_spread() -> None:
+    from pytest_themis.generation.processes import default_processes
+    from pytest_themis.generation.router import ProviderRouter
+    from pytest_themis.generation.runner import AUTO_PROCESS_MIN_TASKS, GenerationRunner
+
+    base = "http://127.0.0.1:9/v1"
+    tasks = [
+        make_task(f"q{i}", model="openai/m", api_base=base, row_id=f"r{i}")
+        for i in range(AUTO_PROCESS_MIN_TASKS)
+    ]
+    chosen = {}
+    for client in ("auto", "native", "litellm"):
+        runner = GenerationRunner(ProviderRouter(client=client), max_parallel=64)
+        processes, rest = runner._choose_processes(tasks)
+        assert list(rest) == tasks  # nothing lost by peeking
+        chosen[client] = processes
+    assert chosen["auto"] == chosen["native"] == 1
+    assert chosen["litellm"] == default_processes()
