@@ -21,6 +21,7 @@ from ..core.entities import (
 )
 from ..errors import ConfigurationError, ProviderError, RateLimitError
 from .executors import TaskExecutor
+from .failfast import FailFastExecutor
 from .retry import AdaptiveLimiter, FixedLimiter, RetryPolicy
 
 __all__ = ["GenerationRunner"]
@@ -158,7 +159,7 @@ class GenerationRunner:
             from .router import ProviderRouter
 
             executor = ProviderRouter()
-        self.executor = executor
+        self.executor: TaskExecutor = FailFastExecutor(executor)  # stop endpoints that never answer
         self.max_parallel = max_parallel
         self.max_retries = max_retries
         self.execution_backend = execution_backend
@@ -226,7 +227,7 @@ class GenerationRunner:
         cores = default_processes()
         pooled = pool_size() > 0
         wide = self.max_parallel == "auto" or int(self.max_parallel) >= 16
-        router = self.executor
+        router = getattr(self.executor, "inner", self.executor)
         default_router = isinstance(router, ProviderRouter) and router.is_default
         if not default_router or (not pooled and (cores < 2 or not wide)):
             return 1, tasks
@@ -248,7 +249,7 @@ class GenerationRunner:
             "max_retries": self.max_retries,
             "timeout": self.timeout,
             "max_cost_usd": self.max_cost_usd,
-            "executor": type(self.executor).__name__,
+            "executor": type(getattr(self.executor, "inner", self.executor)).__name__,
             "execution_backend": (
                 self.execution_backend.describe() if self.execution_backend else None
             ),

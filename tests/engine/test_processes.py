@@ -18,6 +18,9 @@ from pytest_themis.generation.templates import PromptTemplate
 from pytest_themis.storage import ExperimentStorage
 from pytest_themis.testing import FaultPlan, OpenAIServer
 
+#: Each test starts worker processes that import litellm (15-40 s apiece on 2 busy cores).
+pytestmark = pytest.mark.slow
+
 ROWS = [{"id": f"q{i}", "q": f"Question {i}", "gold": str(i)} for i in range(240)]
 
 
