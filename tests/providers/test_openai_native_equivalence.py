@@ -24,7 +24,7 @@ FAULTS = FaultPlan(
     rate_500=0.06,
     rate_503=0.06,
     rate_timeout=0.04,
-    timeout_delay=2.0,  # longer than the client timeout: the client gives up first
+    timeout_delay=6.0,  # longer than the client timeout: the client gives up first
     rate_reset=0.04,
     rate_malformed=0.04,
     rate_empty_choices=0.04,
@@ -52,7 +52,8 @@ def _evaluate(url: str, rows: list[dict[str, Any]], storage: Path, client: str, 
         extractor="gsm8k",
         max_parallel=16,
         max_retries=2,
-        timeout=0.5,
+        # Generous, so that on a loaded machine only the injected stalls time out.
+        timeout=2.0,
         storage=storage,
         client=client,
     )
@@ -93,7 +94,8 @@ def test_a_fault_mix_gives_the_same_records_scores_and_keys_through_both_clients
         reference_stats = server.stats
 
     mine, theirs = _summary(native), _summary(reference)
-    assert mine == theirs
+    assert mine.keys() == theirs.keys()
+    assert {k: (v, theirs[k]) for k, v in mine.items() if v != theirs[k]} == {}
     assert len(mine) == 3 * len(rows)
     # The run met every fault, and both clients sent the same requests.
     for outcome in ("rate_limit", "error_500", "error_503", "timeout", "reset", "malformed"):
