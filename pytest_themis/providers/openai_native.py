@@ -48,6 +48,7 @@ OPENAI_API_BASE = "https://api.openai.com/v1"
 #: Sent to servers that need no key when none is configured (as the litellm path does).
 PLACEHOLDER_API_KEY = "sk-themis-no-key"
 _TEXT_PREFIX = "text-completion-openai/"
+_KEY_HINT = "set OPENAI_API_KEY (or pass api_key)"
 #: Options consumed here, never sent in the body.
 _TRANSPORT_OPTIONS = frozenset(
     {
@@ -105,6 +106,11 @@ class OpenAINativeProvider(Provider):
         url = base + ("/completions" if text_mode else "/chat/completions")
         body = json.dumps(_body(task, options, text_mode)).encode()
         headers = _headers(options, custom_base="api_base" in options)
+        if not any(name.lower() == "authorization" for name in headers):
+            raise AuthenticationError(
+                f"{_describe(task, options)}: no API key was found (nothing was sent); {_KEY_HINT}",
+                model=task.model.identifier,
+            )
         chosen = timeout if timeout is not None else options.get("timeout")
         session = self._session(base)
         import aiohttp
@@ -370,8 +376,7 @@ def _http_error(
         )
     if status in (401, 403):
         return AuthenticationError(
-            f"{where}: the credentials were rejected (HTTP {status}): {detail}; check "
-            "the api_key option or the provider's API key environment variable",
+            f"{where}: the credentials were rejected (HTTP {status}): {detail}; {_KEY_HINT}",
             status_code=status,
             model=model,
         )

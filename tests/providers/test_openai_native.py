@@ -379,3 +379,11 @@ def test_native_runs_stay_in_one_process_and_litellm_runs_may_spread() -> None:
         chosen[client] = processes
     assert chosen["auto"] == chosen["native"] == 1
     assert chosen["litellm"] == default_processes()
+
+
+def test_no_key_for_api_openai_com_fails_before_sending(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    error = _call("openai_native", make_task("hi", model="openai/gpt-4o-mini"))
+    assert isinstance(error, AuthenticationError) and not error.transient
+    assert "no API key was found (nothing was sent)" in str(error)
+    assert "set OPENAI_API_KEY (or pass api_key)" in str(error)
