@@ -16,6 +16,9 @@ Each figure is a ratio within one run of this script, so machine load affects bo
 (limiter, retries, records) — over N requests at zero latency, process CPU time / N.
 ``t3``: N=2000, C=256, 2 s latency; the generation phase of ``evaluate()`` in a warmed process
 vs ``ceil(N/C) x latency``.
+``phases``: one cold and one fully cached door run against a server in this process, timed at
+the server: start-up until the first request, first to last request, last request to exit; with
+the CPU of each run and how many modules of this package it imported.
 """
 
 from __future__ import annotations
@@ -152,38 +155,46 @@ def aiohttp_loop(n: int, c: int, url: str) -> tuple[float, float]:
     return time.perf_counter() - start, children_cpu() - cpu
 
 
+def door_command(root: Path, n: int, c: int, url: str, client: str, preset: bool) -> list[str]:
+    """Write the data (and the marker test) under ``root``; the pytest command to run there."""
+    data = root / "data"
+    data.mkdir(exist_ok=True)
+    write_gsm8k_jsonl(data / "gsm8k.jsonl", n)
+    cmd = [
+        *PYTEST,
+        f"--themis-model={MODEL}",
+        f"--themis-api-base={url}",
+        f"--themis-max-parallel={c}",
+        f"--themis-cache-dir={root / 'cache'}",
+        f"--themis-client={client}",
+        "--themis-max-errors=0",
+    ]
+    if preset:
+        return [*cmd, "--themis-preset=gsm8k", f"--themis-data-dir={data}"]
+    rows = data / "rows.jsonl"
+    with rows.open("w") as fh:
+        for i in range(n):
+            q = f"Question {i}: what is {i} + {i}?"
+            fh.write(json.dumps({"question": q, "gold": str(2 * i)}) + "\n")
+    (root / "test_bench.py").write_text(MARKER_TEST.format(data=str(rows), model=MODEL, n=n))
+    return cmd
+
+
+def timed_door(cmd: list[str], root: Path) -> tuple[float, float]:
+    """Wall and CPU seconds of one pytest run of ``cmd`` in ``root``."""
+    cpu = children_cpu()
+    wall, done = run_timed(cmd, cwd=root)
+    cpu = children_cpu() - cpu
+    if done.returncode != 0:
+        raise SystemExit(f"pytest run failed ({done.returncode}):\n{done.stdout[-3000:]}")
+    return wall, cpu
+
+
 def door_run(n: int, c: int, url: str, client: str, preset: bool) -> tuple[float, float]:
     """Whole-process wall and CPU seconds of one cold-cache pytest run over ``n`` rows."""
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        data = root / "data"
-        data.mkdir()
-        write_gsm8k_jsonl(data / "gsm8k.jsonl", n)
-        cmd = [
-            *PYTEST,
-            f"--themis-model={MODEL}",
-            f"--themis-api-base={url}",
-            f"--themis-max-parallel={c}",
-            f"--themis-cache-dir={root / 'cache'}",
-            f"--themis-client={client}",
-            "--themis-max-errors=0",
-        ]
-        if preset:
-            cmd += ["--themis-preset=gsm8k", f"--themis-data-dir={data}"]
-        else:
-            rows = data / "rows.jsonl"
-            with rows.open("w") as fh:
-                for i in range(n):
-                    q = f"Question {i}: what is {i} + {i}?"
-                    fh.write(json.dumps({"question": q, "gold": str(2 * i)}) + "\n")
-            test = MARKER_TEST.format(data=str(rows), model=MODEL, n=n)
-            (root / "test_bench.py").write_text(test)
-        cpu = children_cpu()
-        wall, done = run_timed(cmd, cwd=root)
-        cpu = children_cpu() - cpu
-        if done.returncode != 0:
-            raise SystemExit(f"pytest run failed ({done.returncode}):\n{done.stdout[-3000:]}")
-    return wall, cpu
+        return timed_door(door_command(root, n, c, url, client, preset), root)
 
 
 def _walls(runs: list[tuple[float, float]]) -> str:
@@ -245,6 +256,43 @@ def cmd_t3(args: argparse.Namespace) -> bool:
     return verdict
 
 
+MODULES_CONFTEST = """
+import sys
+
+def pytest_sessionfinish(session):
+    ours = [name for name in sys.modules if name.split(".")[0] == "pytest_themis"]
+    with open("modules.txt", "w") as fh:
+        fh.write(str(len(ours)))
+"""
+
+
+def cmd_phases(args: argparse.Namespace) -> bool:
+    from pytest_themis.testing import FaultPlan, OpenAIServer
+
+    print(f"PHASES (marker test, client={args.client}): N={args.n} C={args.c} ", end="")
+    print(f"latency={args.latency}s ({load()})")
+    with tempfile.TemporaryDirectory() as tmp, OpenAIServer(FaultPlan(latency=args.latency)) as s:
+        root = Path(tmp)
+        cmd = door_command(root, args.n, args.c, s.url, args.client, preset=False)
+        (root / "conftest.py").write_text(MODULES_CONFTEST)
+        for label in ("cold", "cached"):
+            s.reset_stats()
+            start = time.monotonic()
+            wall, cpu = timed_door(cmd, root)
+            end = time.monotonic()
+            modules = (root / "modules.txt").read_text()
+            arrivals = [t for t, _, _ in s.stats.arrivals]
+            line = f"  {label}: wall {wall:.2f} s, CPU {cpu:.2f} s, {modules} package modules"
+            if arrivals:
+                line += (
+                    f"; start to first request {arrivals[0] - start:.2f} s, first to last "
+                    f"{arrivals[-1] - arrivals[0]:.2f} s, last request to exit "
+                    f"{end - arrivals[-1]:.2f} s"
+                )
+            print(line + f"; {len(arrivals)} requests")
+    return True
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="what", required=True)
@@ -259,8 +307,14 @@ def main() -> int:
     cpu = sub.add_parser("cpu", help="client CPU per request")
     cpu.add_argument("--n", type=int, default=2000)
     sub.add_parser("t3", help="N=2000 C=256 latency 2 s generation phase vs its bound")
+    phases = sub.add_parser("phases", help="where a door run spends its time")
+    phases.add_argument("--n", type=int, default=1000)
+    phases.add_argument("--c", type=int, default=32)
+    phases.add_argument("--latency", type=float, default=0.2)
+    phases.add_argument("--client", choices=("native", "litellm", "auto"), default="native")
     args = parser.parse_args()
-    ok = {"door": cmd_door, "cpu": cmd_cpu, "t3": cmd_t3}[args.what](args)
+    commands = {"door": cmd_door, "cpu": cmd_cpu, "t3": cmd_t3, "phases": cmd_phases}
+    ok = commands[args.what](args)
     return 0 if ok else 1
 
 
