@@ -85,7 +85,15 @@ def _label(outcome: CellOutcome) -> str:
 def check_errors(outcome: CellOutcome, max_errors: int) -> None:
     """Fail the item when the cell has more generation errors than allowed."""
     __tracebackhide__ = True
-    message = error_budget_failure(outcome.report, max_errors, _label(outcome))
+    report = outcome.report
+    if report.missing:
+        pytest.fail(
+            f"{_label(outcome)}: incomplete run, {report.missing} of "
+            f"{report.total + report.missing} planned generation(s) produced no record; "
+            "rerun to finish them (finished ones are cached)",
+            pytrace=False,
+        )
+    message = error_budget_failure(report, max_errors, _label(outcome))
     if message:
         pytest.fail(message, pytrace=False)
 

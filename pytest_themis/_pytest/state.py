@@ -229,7 +229,8 @@ def start_state(config: pytest.Config) -> ThemisState:
 
 
 def _prestart_generation_workers(config: pytest.Config, options: ThemisOptions) -> bool:
-    """Start litellm worker processes now, so their imports overlap with collection.
+    """Give the runs a pool of litellm worker processes, started when a first request is due
+    (a fully cached session starts none).
 
     Only for a run that names litellm models on the command line or in the ini file, in a
     process that will generate itself (not under xdist, which spreads the work already) and
@@ -249,5 +250,5 @@ def _prestart_generation_workers(config: pytest.Config, options: ThemisOptions) 
 
     if default_processes() <= 1:
         return False
-    prestart(default_processes())
+    prestart(default_processes(), deferred=True)  # started when a request is due
     return True

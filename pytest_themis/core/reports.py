@@ -49,6 +49,8 @@ class EvaluationReport:
     cost: float = 0.0
     duration: float = 0.0
     incomplete: bool = False
+    #: Planned generations that produced no record at all (a lost worker); > 0 means incomplete.
+    missing: int = 0
     #: The run this report belongs to (set by :class:`ExperimentReport`); used by :meth:`compare`.
     run: ExperimentReport | None = field(default=None, repr=False, compare=False)
     #: Samples a metric could not score (judge failures), summed over metrics; never scores.
@@ -206,6 +208,7 @@ class EvaluationReport:
             "usage": self.usage.to_dict(),
             "cost_usd": round(self.cost, 8),
             "incomplete": self.incomplete,
+            "missing": self.missing,
         }
 
 
@@ -284,6 +287,16 @@ class ExperimentReport:
     @property
     def metrics(self) -> MetricMap:
         return self.evaluation_report.metrics
+
+    @property
+    def incomplete(self) -> bool:
+        """Whether some planned generation is missing or was not sent (budget)."""
+        return self.evaluation_report.incomplete
+
+    @property
+    def missing(self) -> int:
+        """Planned generations that produced no record."""
+        return self.evaluation_report.missing
 
     def metric(self, name: str) -> MetricAggregate:
         """Overall aggregate by name; ``exact_match`` and ``ExactMatch`` both work."""

@@ -74,8 +74,8 @@ class AssembledRun:
 def build_orchestrator(request: EvaluationRequest) -> AssembledRun:
     """Assemble plan, pipeline, runner and cache of ``request`` into an orchestrator."""
     # The engine is imported when a run is assembled, not when a door parses its inputs.
-    from ..generation.router import ProviderRouter
     from ..generation.runner import GenerationRunner
+    from ..providers.clients import check_client, client_for
     from .cache_manager import CacheManager
     from .orchestrator import ExperimentOrchestrator
 
@@ -85,15 +85,15 @@ def build_orchestrator(request: EvaluationRequest) -> AssembledRun:
     settings = request.run
     backend = settings.execution_backend
     if isinstance(backend, str):
-        from ..backends.registry import get_execution_backend
+        from ..backends import resolve_execution_backend
 
-        backend = get_execution_backend(backend)
-    router = ProviderRouter(client=settings.client)
+        backend = resolve_execution_backend(backend)
     # A model the chosen client cannot serve fails here, before any request is sent.
-    cells = request.cells if request.cells is not None else plan.cells
-    router.check(cell.model for cell in cells)
+    client = check_client(settings.client)
+    for cell in request.cells if request.cells is not None else plan.cells:
+        client_for(cell.model, client)
     runner = GenerationRunner(
-        router,
+        client=client,
         max_parallel=settings.max_parallel,
         max_retries=settings.max_retries,
         execution_backend=backend,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import os
+from collections.abc import Sequence
 from typing import Any
 
 from ..backends.storage import StorageBackend
@@ -168,6 +169,18 @@ class CacheManager:
         if value is None:
             return None
         return record_from_dict(task, value)
+
+    def lookup_many(self, tasks: Sequence[GenerationTask]) -> list[GenerationRecord | None]:
+        """The stored record of each task (None for a miss), in one storage round trip."""
+        if not self.reads:
+            return [None] * len(tasks)
+        keys = [self.key_for(task) for task in tasks]
+        found = self.storage.get_many(keys)
+        out: list[GenerationRecord | None] = []
+        for task, key in zip(tasks, keys, strict=True):
+            value = found.get(key)
+            out.append(None if value is None else record_from_dict(task, value))
+        return out
 
     def miss_record(self, task: GenerationTask) -> GenerationRecord:
         """The error record for a replay-mode miss."""
