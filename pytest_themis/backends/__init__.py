@@ -17,9 +17,11 @@ from .execution import (
 from .storage import StorageBackend
 
 if TYPE_CHECKING:
+    from .dask import DaskExecutionBackend
     from .ray import RayExecutionBackend
 
 __all__ = [
+    "DaskExecutionBackend",
     "ExecutionBackend",
     "ExecutionJob",
     "LocalExecutionBackend",
@@ -75,9 +77,13 @@ def resolve_execution_backend(spec: str | ExecutionBackend | None) -> ExecutionB
 
 
 def __getattr__(name: str) -> Any:
-    # Lazily, so a plain import never imports ray (the module itself imports ray lazily too).
+    # Lazily, so a plain import never imports ray or dask (the modules import them lazily too).
     if name == "RayExecutionBackend":
         from .ray import RayExecutionBackend
 
         return RayExecutionBackend
+    if name == "DaskExecutionBackend":
+        from .dask import DaskExecutionBackend
+
+        return DaskExecutionBackend
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
