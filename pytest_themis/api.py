@@ -67,6 +67,7 @@ def evaluate(
     data_dir: str | os.PathLike[str] | None = None,
     progress: Callable[[Any], None] | None = None,
     baseline: Any = None,
+    client: str | None = None,
     **provider_options: Any,
 ) -> ExperimentReport:
     """Run a benchmark preset or your own rows against one or more models and score them.
@@ -83,6 +84,9 @@ def evaluate(
     spellings of ``storage=`` and ``cache="refresh"``. Each run's per-sample results are kept in
     the store by run id; ``baseline`` (an earlier report, manifest path, run id or ``latest``) is
     loaded before anything is generated and the comparison lands in ``report.comparison``.
+    ``client`` picks the HTTP client of litellm models: ``"auto"`` (the default: the native
+    OpenAI client for ``openai/<model>`` with an ``api_base``), ``"litellm"`` or ``"native"``; it
+    is transport only, so cached generations are shared.
     """
     from .comparison.runs import finish_run, resolve_baseline
     from .experiment.builder import build_orchestrator
@@ -126,6 +130,7 @@ def evaluate(
             timeout=timeout,
             max_cost_usd=max_cost_usd,
             execution_backend=execution_backend,
+            client=client,
         ),
         cache=CacheSettings(mode=cache, storage=storage),
         run_id=run_id,

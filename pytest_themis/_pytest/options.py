@@ -115,6 +115,12 @@ def _url_parser(where: str) -> Parser:
     return parse
 
 
+def _client_parser(where: str) -> Parser:
+    from ..providers.clients import CLIENTS  # only when the option is given
+
+    return _choice_parser(where, CLIENTS)
+
+
 def _text_parser(where: str) -> Parser:
     def parse(raw: str) -> str:
         value = str(raw).strip()
@@ -184,6 +190,7 @@ PARSERS: dict[str, Callable[[str], Parser]] = {
     "margin": _margin_parser,
     "optional_margin": _margin_parser,  # the flag's value may be left out (see flags.py)
     "log_prompts": lambda where: _choice_parser(where, LOG_PROMPT_MODES),
+    "client": _client_parser,
 }
 
 _DEFAULTS: dict[str, Any] = {

@@ -267,6 +267,7 @@ class ThemisSession:
                 # under xdist the workers already use the cores; no nested processes
                 processes=1 if self.is_worker else "auto",
                 execution_backend=backend,
+                client=opts.get("client"),
             ),
             cache=CacheSettings(mode=opts.cache_mode, storage=storage),
             cells=(cell,),

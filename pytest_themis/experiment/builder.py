@@ -75,6 +75,7 @@ def build_orchestrator(request: EvaluationRequest) -> AssembledRun:
     """Assemble plan, pipeline, runner and cache of ``request`` into an orchestrator."""
     # The engine is imported when a run is assembled, not when a door parses its inputs.
     from ..generation.runner import GenerationRunner
+    from ..providers.clients import check_client, client_for
     from .cache_manager import CacheManager
     from .orchestrator import ExperimentOrchestrator
 
@@ -87,7 +88,12 @@ def build_orchestrator(request: EvaluationRequest) -> AssembledRun:
         from ..backends import resolve_execution_backend
 
         backend = resolve_execution_backend(backend)
+    # A model the chosen client cannot serve fails here, before any request is sent.
+    client = check_client(settings.client)
+    for cell in request.cells if request.cells is not None else plan.cells:
+        client_for(cell.model, client)
     runner = GenerationRunner(
+        client=client,
         max_parallel=settings.max_parallel,
         max_retries=settings.max_retries,
         execution_backend=backend,
