@@ -158,7 +158,7 @@ def evaluate(
     timeout: float | None = 60.0,
     storage: str | os.PathLike[str] | StorageBackend | None = DEFAULT_CACHE_DIR,
     execution_backend: ExecutionBackend | None = None,
-    storage_backend: StorageBackend | None = None,
+    storage_backend: StorageBackend | str | None = None,
     run_id: str | None = None,
     resume: bool = True,
     cache: str = "use",
@@ -172,7 +172,8 @@ def evaluate(
     ``evaluate("gsm8k", model="openai/gpt-4o-mini")`` uses the preset's data, prompt, extractor
     and metrics; ``evaluate(dataset=rows, prompt="... {question}", reference_field="answer",
     metrics=["exact_match"], model=...)`` evaluates your rows. Generations are cached in
-    ``storage`` (a folder in the working directory by default), so a rerun is free and an
+    ``storage`` (a folder in the working directory by default; also a store URL such as
+    ``postgresql://user@host/db`` or ``s3://bucket/prefix``), so a rerun is free and an
     interrupted run resumes. Extra keyword arguments are provider options (``api_base``,
     ``api_key`` …); unknown ones are rejected.
     """
@@ -267,6 +268,13 @@ def evaluate(
         reference_field=reference_field or (preset.reference_field if preset is not None else None),
         num_samples=num_samples,
     )
+    store = storage_backend if storage_backend is not None else storage
+    opened = False
+    if store is not None and cache != "off":
+        from .storage.urls import open_storage
+
+        opened = not isinstance(store, StorageBackend)  # ours to close
+        store = open_storage(store)  # a bad URL / password / host fails here, before any request
     runner = GenerationRunner(
         max_parallel=max_parallel,
         max_retries=max_retries,
@@ -274,7 +282,6 @@ def evaluate(
         timeout=timeout,
         max_cost_usd=max_cost_usd,
     )
-    store = storage_backend if storage_backend is not None else storage
     cache_manager = CacheManager(
         storage=store, enable_resume=resume, enable_cache=store is not None, mode=cache
     )
@@ -290,3 +297,5 @@ def evaluate(
         return orchestrator.run(dataset=rows, run_id=run_id, progress=progress)
     finally:
         runner.close()
+        if opened and isinstance(store, StorageBackend):
+            store.close()
