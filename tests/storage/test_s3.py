@@ -1,0 +1,339 @@
+"""S3Storage against moto's real S3 server (and a fault-injecting proxy in front of it)."""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import subprocess
+import sys
+import textwrap
+import time
+import warnings
+from typing import Any
+
+import pytest
+from support.s3_server import FAKE_ENV, FaultProxy, MotoServer
+from support.services import free_port
+
+from pytest_themis.errors import ConfigurationError
+from pytest_themis.storage import CacheIntegrityWarning, decode_value, encode_value
+from pytest_themis.storage.s3 import S3Storage, decode_batch, encode_batch
+
+CANARY = "canary-SECRET-4f1d9e"
+
+
+def _raw_client(endpoint: str) -> Any:
+    import boto3
+
+    return boto3.client(
+        "s3",
+        endpoint_url=endpoint,
+        region_name="us-east-1",
+        aws_access_key_id=FAKE_ENV["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=FAKE_ENV["AWS_SECRET_ACCESS_KEY"],
+    )
+
+
+def _objects(endpoint: str, bucket: str) -> list[str]:
+    pages = _raw_client(endpoint).get_paginator("list_objects_v2").paginate(Bucket=bucket)
+    return sorted(o["Key"] for page in pages for o in page.get("Contents", ()))
+
+
+def _store(endpoint: str, bucket: str, **options: Any) -> S3Storage:
+    return S3Storage(f"s3://{bucket}/runs/a", endpoint_url=endpoint, **options)
+
+
+def test_round_trip_keys_delete_and_a_fresh_reader(s3_server: MotoServer, s3_bucket: str) -> None:
+    store = _store(s3_server.endpoint, s3_bucket)
+    store.open()
+    store.set("run:one", {"n": 1})
+    store.set_many([(f"gen:{i}", {"text": f"ünïcode {i}\n", "i": i}) for i in range(20)])
+    store.delete("gen:3")
+    assert store.get("gen:5") == {"text": "ünïcode 5\n", "i": 5}
+    assert store.get("gen:3") is None and store.get("gen:missing") is None
+
+    fresh = _store(s3_server.endpoint, s3_bucket)
+    found = fresh.get_many([f"gen:{i}" for i in range(25)])
+    assert sorted(found) == sorted(f"gen:{i}" for i in range(20) if i != 3)
+    assert found["gen:7"] == {"text": "ünïcode 7\n", "i": 7}
+    assert list(fresh.keys("run:")) == ["run:one"]
+    assert fresh.get("run:one") == {"n": 1}
+    # Nothing outside the prefix is touched.
+    assert all(
+        name.startswith("runs/a/objects/") for name in _objects(s3_server.endpoint, s3_bucket)
+    )
+
+
+def test_every_entry_keeps_the_checksummed_encoding(s3_server: MotoServer, s3_bucket: str) -> None:
+    store = _store(s3_server.endpoint, s3_bucket)
+    store.set_many([("gen:a", {"text": "A"}), ("gen:b", {"text": "B"})])
+    (name,) = _objects(s3_server.endpoint, s3_bucket)
+    body = _raw_client(s3_server.endpoint).get_object(Bucket=s3_bucket, Key=name)["Body"].read()
+    entries, intact = decode_batch(body)
+    assert intact and dict(entries) == {
+        "gen:a": encode_value({"text": "A"}),
+        "gen:b": encode_value({"text": "B"}),
+    }
+
+    # A damaged entry (bit flip in its body) is reported and left out, its neighbour survives.
+    bad = encode_value({"text": "C"}).replace(b'"C"', b'"X"')
+    assert decode_value(bad) is None
+    _raw_client(s3_server.endpoint).put_object(
+        Bucket=s3_bucket,
+        Key="runs/a/objects/99999999999999999999-ffffffffffff-00000001",
+        Body=encode_batch([("gen:c", bad), ("gen:d", encode_value({"text": "D"}))]),
+    )
+    fresh = _store(s3_server.endpoint, s3_bucket)
+    with pytest.warns(CacheIntegrityWarning, match="integrity"):
+        found = fresh.get_many(["gen:a", "gen:c", "gen:d"])
+    assert found == {"gen:a": {"text": "A"}, "gen:d": {"text": "D"}}
+
+
+def test_records_are_batch_objects_not_one_per_sample(
+    s3_server: MotoServer, s3_bucket: str
+) -> None:
+    store = _store(s3_server.endpoint, s3_bucket, batch_size=250)
+    for start in range(0, 2000, 100):  # 20 set_many calls of 100 records
+        store.set_many([(f"gen:{i}", {"i": i}) for i in range(start, start + 100)])
+    names = _objects(s3_server.endpoint, s3_bucket)
+    assert 1 <= len(names) <= 8, names  # 20 PUTs, merged 8 → 1 as the writer goes
+    fresh = _store(s3_server.endpoint, s3_bucket)
+    assert len(fresh.get_many([f"gen:{i}" for i in range(2000)])) == 2000
+    # batch_size splits one large set_many into several objects
+    other = S3Storage(f"s3://{s3_bucket}/big", endpoint_url=s3_server.endpoint, batch_size=250)
+    other.set_many([(f"gen:{i}", {"i": i}) for i in range(1000)])
+    assert len([n for n in _objects(s3_server.endpoint, s3_bucket) if n.startswith("big/")]) == 4
+
+
+def test_newest_write_wins_across_merges_and_tombstones(
+    s3_server: MotoServer, s3_bucket: str
+) -> None:
+    store = _store(s3_server.endpoint, s3_bucket, fanout=3)
+    for version in range(10):  # one object per set: merged at levels 1 and 2 on the way
+        store.set("gen:k", {"v": version})
+        store.set(f"gen:other{version}", {"v": version})
+    store.delete("gen:other4")
+    fresh = _store(s3_server.endpoint, s3_bucket)
+    assert fresh.get("gen:k") == {"v": 9}
+    assert fresh.get("gen:other4") is None
+    assert fresh.get("gen:other5") == {"v": 5}
+    assert "gen:other4" not in set(fresh.keys("gen:"))
+
+
+def test_cached_reread_needs_few_gets_and_compacts_leftovers(
+    s3_server: MotoServer, s3_bucket: str, s3_proxy: FaultProxy
+) -> None:
+    # A writer that never merges (as if killed before it could) leaves 30 small objects.
+    writer = _store(s3_server.endpoint, s3_bucket, fanout=1000)
+    for i in range(30):
+        writer.set(f"gen:{i}", {"i": i})
+    assert len(_objects(s3_server.endpoint, s3_bucket)) == 30
+
+    reader = _store(s3_proxy.endpoint, s3_bucket, compact_threshold=20)
+    assert len(reader.get_many([f"gen:{i}" for i in range(30)])) == 30
+    assert len(_objects(s3_server.endpoint, s3_bucket)) == 1  # the reader compacted them
+
+    s3_proxy.reset()
+    again = _store(s3_proxy.endpoint, s3_bucket)
+    assert len(again.get_many([f"gen:{i}" for i in range(30)])) == 30
+    assert s3_proxy.counts["GET"] == 2, s3_proxy.counts  # one LIST + one GET
+    assert s3_proxy.counts["PUT"] == 0
+
+
+def test_a_reader_survives_a_compaction_between_list_and_get(
+    s3_server: MotoServer, s3_bucket: str
+) -> None:
+    writer = _store(s3_server.endpoint, s3_bucket, fanout=1000)
+    for i in range(10):
+        writer.set(f"gen:{i}", {"i": i})
+    compactor = _store(s3_server.endpoint, s3_bucket)
+
+    class Racing(S3Storage):
+        raced = False
+
+        def _list(self) -> list[str]:
+            names = super()._list()
+            if not self.raced:  # another process compacts right after this LIST
+                self.raced = True
+                compactor.compact()
+            return names
+
+    reader = Racing(f"s3://{s3_bucket}/runs/a", endpoint_url=s3_server.endpoint)
+    assert len(reader.get_many([f"gen:{i}" for i in range(10)])) == 10
+    assert len(_objects(s3_server.endpoint, s3_bucket)) == 1
+
+
+_WRITER = textwrap.dedent(
+    """
+    import sys
+    from pytest_themis.storage.s3 import S3Storage
+    url, endpoint, tag = sys.argv[1:4]
+    store = S3Storage(url, endpoint_url=endpoint, fanout=4)
+    for start in range(0, 600, 20):
+        batch = range(start, start + 20)
+        store.set_many([(f"gen:{i}", {"writer": tag, "i": i, "pad": tag * 50}) for i in batch])
+        store.set_many([(f"gen:{tag}:{start}", {"writer": tag, "i": start})])
+    """
+)
+
+
+@pytest.mark.slow
+def test_two_writer_processes_at_once_leave_every_entry_intact(
+    s3_server: MotoServer, s3_bucket: str
+) -> None:
+    url = f"s3://{s3_bucket}/shared"
+    env = {**os.environ, **FAKE_ENV}
+    procs = [
+        subprocess.Popen([sys.executable, "-c", _WRITER, url, s3_server.endpoint, tag], env=env)
+        for tag in ("a", "b")
+    ]
+    assert [p.wait(timeout=300) for p in procs] == [0, 0]
+
+    reader = S3Storage(url, endpoint_url=s3_server.endpoint)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", CacheIntegrityWarning)  # any failed checksum fails
+        found = reader.get_many([f"gen:{i}" for i in range(600)])
+        own = {k: reader.get(k) for k in reader.keys("gen:a:")} | {
+            k: reader.get(k) for k in reader.keys("gen:b:")
+        }
+    assert len(found) == 600
+    for i, value in ((int(k[4:]), v) for k, v in found.items()):
+        assert value["i"] == i and value["writer"] in "ab" and value["pad"] == value["writer"] * 50
+    assert len(own) == 60 and all(v is not None for v in own.values())
+    # Every stored entry of every object (merged or not) passes its checksum.
+    client = _raw_client(s3_server.endpoint)
+    for name in _objects(s3_server.endpoint, s3_bucket):
+        entries, intact = decode_batch(client.get_object(Bucket=s3_bucket, Key=name)["Body"].read())
+        assert intact and all(decode_value(data) is not None for _, data in entries)
+
+
+@pytest.mark.slow
+def test_evaluate_completes_through_10_percent_faults_and_reruns_from_the_store(
+    s3_server: MotoServer, s3_bucket: str, s3_proxy: FaultProxy
+) -> None:
+    from pytest_themis import evaluate
+
+    s3_proxy.fault_rate = 0.10
+    storage = S3Storage(f"s3://{s3_bucket}/demo", endpoint_url=s3_proxy.endpoint)
+    # One request at a time, 20 ms each: every finished generation is its own PUT.
+    options: dict[str, Any] = {"model": "fake:fake-math-llm", "max_parallel": 1, "latency": 0.02}
+    first = evaluate("demo", storage=storage, **options)
+    assert len(first.records) == 50 and not first.failures
+    assert all(r.generation.error is None for r in first.records)
+    assert s3_proxy.counts["PUT"] >= 50 and s3_proxy.faults >= 3, (s3_proxy.counts, s3_proxy.faults)
+
+    s3_proxy.reset()
+    rerun_store = S3Storage(f"s3://{s3_bucket}/demo", endpoint_url=s3_proxy.endpoint)
+    again = evaluate("demo", storage=rerun_store, **options)
+    assert all(r.generation.cached for r in again.records) and len(again.records) == 50
+    assert [r.scores for r in again.records] == [r.scores for r in first.records]
+    # 50 one-record objects were merged as they came: the rerun reads a handful of objects.
+    assert s3_proxy.counts["GET"] <= 12, s3_proxy.counts
+    manifest = rerun_store.get("run:" + again.run_id)
+    assert manifest is not None and manifest["run_id"] == again.run_id
+
+
+@pytest.mark.parametrize("case", ["missing bucket", "no credentials", "unreachable endpoint"])
+def test_bad_setup_is_one_line_error_before_any_request(
+    case: str,
+    s3_server: MotoServer,
+    s3_bucket: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from pytest_themis import evaluate
+
+    endpoint, bucket = s3_server.endpoint, s3_bucket
+    if case == "missing bucket":
+        bucket = "no-such-bucket-themis"
+        expected = "does not exist"
+    elif case == "no credentials":
+        monkeypatch.delenv("AWS_ACCESS_KEY_ID")
+        monkeypatch.delenv("AWS_SECRET_ACCESS_KEY")
+        expected = "no AWS credentials"
+    else:
+        endpoint = f"http://127.0.0.1:{free_port()}"
+        expected = "cannot reach the S3 endpoint"
+    calls: list[str] = []
+
+    def model(prompt: str) -> str:
+        calls.append(prompt)
+        return "0"
+
+    started = time.monotonic()
+    with pytest.raises(ConfigurationError) as info:
+        evaluate(
+            dataset=[{"q": "1+1", "a": "2"}],
+            prompt="{q}",
+            reference_field="a",
+            metrics=["exact_match"],
+            model=model,
+            storage=S3Storage(f"s3://{bucket}/x", endpoint_url=endpoint),
+        )
+    message = str(info.value)
+    assert expected in message and "\n" not in message
+    assert not calls
+    assert time.monotonic() - started < 30
+
+
+def test_bad_url_and_missing_boto3_name_the_fix(monkeypatch: pytest.MonkeyPatch) -> None:
+    with pytest.raises(ConfigurationError, match="s3://bucket/prefix"):
+        S3Storage("https://bucket/prefix")
+    with pytest.raises(ConfigurationError, match="must not carry credentials") as info:
+        S3Storage(f"s3://key:{CANARY}@bucket/prefix")
+    assert CANARY not in str(info.value)
+    monkeypatch.setitem(sys.modules, "boto3", None)
+    with pytest.raises(ConfigurationError, match=r'pip install "pytest-themis\[s3\]"'):
+        S3Storage("s3://bucket/prefix").open()
+
+
+def test_credentials_never_reach_describe_repr_or_the_manifest(
+    s3_server: MotoServer, s3_bucket: str
+) -> None:
+    from pytest_themis import evaluate
+
+    store = S3Storage(
+        f"s3://{s3_bucket}/secret",
+        endpoint_url=f"http://user:{CANARY}@127.0.0.1:{s3_server.endpoint.rsplit(':', 1)[1]}",
+        aws_access_key_id="AKIAEXAMPLE",
+        aws_secret_access_key=CANARY,
+    )
+    report = evaluate("demo", model="fake:fake-math-llm", storage=store, limit=3)
+    assert CANARY not in repr(store)
+    assert CANARY not in json.dumps(store.describe())
+    assert CANARY not in json.dumps(report.manifest, default=str)
+    assert CANARY not in json.dumps(store.get("run:" + report.run_id))
+    assert (
+        store.describe()["endpoint"] == f"http://127.0.0.1:{s3_server.endpoint.rsplit(':', 1)[1]}"
+    )
+
+
+def test_picklable_and_a_copy_is_a_new_writer(s3_server: MotoServer, s3_bucket: str) -> None:
+    store = _store(s3_server.endpoint, s3_bucket)
+    store.set("gen:x", {"v": 1})
+    copy = pickle.loads(pickle.dumps(store))
+    assert copy._client is None and copy._writer != store._writer
+    assert copy.get("gen:x") == {"v": 1}
+    copy.set("gen:y", {"v": 2})
+    assert _store(s3_server.endpoint, s3_bucket).get_many(["gen:x", "gen:y"]) == {
+        "gen:x": {"v": 1},
+        "gen:y": {"v": 2},
+    }
+
+
+def test_an_s3_url_opens_with_the_endpoint_from_aws_endpoint_url(
+    s3_server: MotoServer, s3_bucket: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pytest_themis.storage.urls import open_storage
+
+    monkeypatch.setenv("AWS_ENDPOINT_URL", s3_server.endpoint)
+    store = open_storage(f"s3://{s3_bucket}/via-url")
+    assert isinstance(store, S3Storage)
+    assert store.describe() == {
+        "name": "S3Storage",
+        "engine": "s3",
+        "url": f"s3://{s3_bucket}/via-url",
+        "endpoint": s3_server.endpoint,
+    }
+    store.set("gen:u", {"v": 1})
+    assert any(n.startswith("via-url/") for n in _objects(s3_server.endpoint, s3_bucket))
