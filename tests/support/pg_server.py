@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -18,9 +19,19 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
+
 from .services import free_port, service_missing
 
-__all__ = ["DATABASE", "PASSWORD", "PASSWORD_USER", "PostgresServer", "running_server"]
+__all__ = [
+    "DATABASE",
+    "PASSWORD",
+    "PASSWORD_USER",
+    "PostgresServer",
+    "pg_server",
+    "pg_url",
+    "running_server",
+]
 
 DATABASE = "themis"
 PASSWORD_USER = "themis_pw"
@@ -200,3 +211,18 @@ def running_server() -> Iterator[PostgresServer]:
         yield server
     finally:
         server.cleanup()
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[PostgresServer]:
+    """One PostgreSQL server per test session (per xdist worker); tests may restart it."""
+    with running_server() as server:
+        yield server
+
+
+@pytest.fixture
+def pg_url(pg_server: PostgresServer, request: pytest.FixtureRequest) -> str:
+    """A URL to the session server with a table of this test's own (``?table=…``)."""
+    name = "t_" + re.sub(r"[^a-z0-9]+", "_", request.node.name.lower())[:40]
+    pg_server.psql(f"DROP TABLE IF EXISTS {name}", database=DATABASE)
+    return f"{pg_server.url()}?table={name}"
