@@ -52,7 +52,7 @@ def main() -> int:
         started = time.perf_counter()
         first = evaluate(**spec, storage=S3Storage(url, endpoint_url=proxy.endpoint))
         prime_s = time.perf_counter() - started
-        prime_counts = dict(proxy.counts)
+        prime_counts, prime_faults = dict(proxy.counts), proxy.faults
         objects = sum(
             1 for _ in S3Storage(url, endpoint_url=server.endpoint, compact_threshold=10**9)._list()
         )
@@ -62,7 +62,7 @@ def main() -> int:
         store = S3Storage(url, endpoint_url=proxy.endpoint)
         again = evaluate(**spec, storage=store)
         rerun_s = time.perf_counter() - started
-        rerun_counts = dict(proxy.counts)
+        rerun_counts, rerun_faults = dict(proxy.counts), proxy.faults
 
         proxy.reset()
         started = time.perf_counter()
@@ -77,8 +77,14 @@ def main() -> int:
     cached = sum(r.generation.cached for r in again.records)
     gets = rerun_counts.get("GET", 0)
     print(f"rows {args.rows}, fault rate {args.fault_rate}, load {os.getloadavg()[0]:.2f}")
-    print(f"prime: {prime_s:.2f} s, requests {prime_counts}, objects left {objects}")
-    print(f"rerun: {rerun_s:.2f} s, requests {rerun_counts}, cached {cached}/{len(again.records)}")
+    print(
+        f"prime: {prime_s:.2f} s, forwarded requests {prime_counts}, injected faults "
+        f"{prime_faults}, objects left {objects}, errors {len(first.failures)}"
+    )
+    print(
+        f"rerun: {rerun_s:.2f} s, forwarded requests {rerun_counts}, injected faults "
+        f"{rerun_faults}, cached {cached}/{len(again.records)}"
+    )
     print(f"index load alone (LIST + GETs + decode {len(found)} entries): {load_s:.3f} s")
     ok = gets <= 50 and cached == len(again.records) == len(first.records) == args.rows
     print(f"S5: {gets} GET requests (target <= 50): {'met' if ok else 'NOT met'}")

@@ -21,6 +21,7 @@ of objects, and botocore's ``standard`` retry mode retries 500/503 SlowDown and 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import struct
@@ -32,10 +33,10 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from ..backends.storage import StorageBackend
-from ..errors import ConfigurationError
+from ..errors import ConfigurationError, ThemisError
 from . import CacheIntegrityWarning, decode_value, encode_value
 
-__all__ = ["S3Storage"]
+__all__ = ["S3Storage", "S3StorageError"]
 
 _OBJECT_MAGIC = b"THB1\n"
 _FRAME = struct.Struct(">II")
@@ -105,6 +106,10 @@ def decode_batch(body: bytes) -> tuple[list[tuple[str, bytes]], bool]:
     return entries, True
 
 
+class S3StorageError(ThemisError):
+    """An S3 request still failed after botocore's retries (the store's data is unchanged)."""
+
+
 class _OwnObject:
     """An object this writer put: its name, merge level and entries (to merge without GETs)."""
 
@@ -122,9 +127,12 @@ class S3Storage(StorageBackend):
     ``endpoint_url`` points at MinIO/Ceph/R2/a test server (``AWS_ENDPOINT_URL`` is honoured
     too); region and credentials come from the usual AWS environment variables, profile or
     ``client_options`` (passed to ``boto3.client``; never shown by ``describe``/``repr``).
-    ``batch_size`` caps the entries per object written by ``set_many``; ``max_attempts`` is
-    botocore's retry budget per request; ``refresh_interval`` is how old (seconds) the index
-    may be before a miss lists the bucket again for other writers' objects.
+    ``batch_size`` caps the entries per object written by ``set_many``; ``fanout`` and
+    ``compact_threshold`` control merging (see the module docstring); ``max_attempts`` is the
+    tries per request (botocore's ``standard`` mode: 500, 503 SlowDown, throttling and
+    connection errors, with backoff), after which an :class:`S3StorageError` is raised;
+    ``refresh_interval`` is how old (seconds) the index may be before a miss lists the bucket
+    again for other writers' new objects.
     """
 
     def __init__(
@@ -259,7 +267,7 @@ class S3Storage(StorageBackend):
         clients = []
         for attempts in (2, self.max_attempts):
             config = Config(
-                retries={"max_attempts": attempts, "mode": "standard"},
+                retries={"total_max_attempts": attempts, "mode": "standard"},
                 connect_timeout=2 if attempts == 2 else 10,
                 read_timeout=60,
                 s3={"addressing_style": "path"} if self._endpoint() else {},
@@ -307,13 +315,31 @@ class S3Storage(StorageBackend):
         suffix = f", endpoint_url={endpoint!r}" if endpoint else ""
         return f"S3Storage({self.url!r}{suffix})"
 
+    @contextlib.contextmanager
+    def _requests(self, what: str) -> Iterator[None]:
+        """Turn a request that failed after its retries into one :class:`S3StorageError` line."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            yield
+        except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code", "?")
+            raise S3StorageError(
+                f"S3 {what} in {self.url} failed after {self.max_attempts} attempts ({code})"
+            ) from None
+        except BotoCoreError as exc:
+            raise S3StorageError(
+                f"S3 {what} in {self.url} failed after {self.max_attempts} attempts "
+                f"({type(exc).__name__})"
+            ) from None
+
     # -- reading -----------------------------------------------------------------------------
 
     def get(self, key: str) -> dict[str, Any] | None:
         return self.get_many([key]).get(key)
 
     def get_many(self, keys: Sequence[str]) -> dict[str, dict[str, Any]]:
-        with self._lock:
+        with self._lock, self._requests("read"):
             self._ensure_loaded()
             if (
                 self._loaded_at is not None
@@ -340,14 +366,14 @@ class S3Storage(StorageBackend):
             return found
 
     def keys(self, prefix: str = "") -> Iterator[str]:
-        with self._lock:
+        with self._lock, self._requests("listing"):
             self.refresh()
             found = [k for k, (_, data) in self._index.items() if data and k.startswith(prefix)]
         return iter(sorted(found))
 
     def refresh(self) -> None:
         """List the bucket and load the objects not seen yet (other writers' new batches)."""
-        with self._lock:
+        with self._lock, self._requests("listing"):
             for _ in range(_MISSING_RETRIES):
                 names = self._list()
                 missing = [n for n in names if n not in self._seen]
@@ -411,12 +437,12 @@ class S3Storage(StorageBackend):
 
     def set_many(self, items: Iterable[tuple[str, dict[str, Any]]]) -> None:
         encoded = [(k, encode_value(v)) for k, v in items]
-        with self._lock:
+        with self._lock, self._requests("write"):
             for start in range(0, len(encoded), self.batch_size):
                 self._write(encoded[start : start + self.batch_size])
 
     def delete(self, key: str) -> None:
-        with self._lock:
+        with self._lock, self._requests("delete"):
             self._write([(key, b"")])
 
     def _next_name(self) -> str:
@@ -457,7 +483,7 @@ class S3Storage(StorageBackend):
 
     def compact(self) -> None:
         """Merge every object under the prefix (all writers) into one, then delete the old ones."""
-        with self._lock:
+        with self._lock, self._requests("compaction"):
             names = self._list()
             for name in names:
                 if name not in self._seen and not self._load_object(name):

@@ -337,3 +337,20 @@ def test_an_s3_url_opens_with_the_endpoint_from_aws_endpoint_url(
     }
     store.set("gen:u", {"v": 1})
     assert any(n.startswith("via-url/") for n in _objects(s3_server.endpoint, s3_bucket))
+
+
+def test_a_request_failing_after_its_retries_is_one_storage_error(
+    s3_server: MotoServer, s3_bucket: str, s3_proxy: FaultProxy
+) -> None:
+    from pytest_themis.storage.s3 import S3StorageError
+
+    store = _store(s3_proxy.endpoint, s3_bucket, max_attempts=2)
+    store.open()
+    s3_proxy.fault_rate = 1.0
+    with pytest.raises(S3StorageError, match=r"write .* failed after 2 attempts") as info:
+        store.set("gen:x", {"v": 1})
+    assert "\n" not in str(info.value)
+    assert s3_proxy.faults == 2  # the first try and one retry, nothing forwarded
+    s3_proxy.fault_rate = 0.0
+    store.set("gen:x", {"v": 2})
+    assert _store(s3_server.endpoint, s3_bucket).get("gen:x") == {"v": 2}
