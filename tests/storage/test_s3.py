@@ -354,3 +354,33 @@ def test_a_request_failing_after_its_retries_is_one_storage_error(
     s3_proxy.fault_rate = 0.0
     store.set("gen:x", {"v": 2})
     assert _store(s3_server.endpoint, s3_bucket).get("gen:x") == {"v": 2}
+
+
+@pytest.mark.slow
+def test_pytest_door_stores_in_s3_and_reruns_from_it(
+    s3_server: MotoServer,
+    s3_bucket: str,
+    pytester: pytest.Pytester,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("AWS_ENDPOINT_URL", s3_server.endpoint)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", CANARY)  # the server accepts any key
+    counts = []
+    for run in range(2):
+        manifest = pytester.path / f"manifest{run}.json"
+        result = pytester.runpytest_subprocess(
+            "-p",
+            "no:cacheprovider",
+            "--themis-preset=demo",
+            f"--themis-storage=s3://{s3_bucket}/pytest",
+            f"--themis-manifest={manifest}",
+        )
+        result.assert_outcomes(passed=1)
+        text = manifest.read_text()
+        assert CANARY not in text and CANARY not in result.stdout.str()
+        cell = json.loads(text)["cells"][0]
+        counts.append({**cell["counts"], **cell["execution"]})
+    assert counts[0]["total"] == 50 and counts[0]["cached"] == 0
+    assert counts[1]["cached"] == 50 and counts[1]["generated"] == 0
+    assert any(n.startswith("pytest/objects/") for n in _objects(s3_server.endpoint, s3_bucket))
+    assert not (pytester.path / ".themis_cache").exists()
