@@ -30,11 +30,12 @@ import time
 import warnings
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 from ..backends.storage import StorageBackend
 from ..errors import ConfigurationError, ThemisError
 from . import CacheIntegrityWarning, decode_value, encode_value
+from .urls import redact_url
 
 __all__ = ["S3Storage", "S3StorageError"]
 
@@ -44,24 +45,11 @@ _INSTALL = 'pip install "pytest-themis[s3]"'
 _MISSING_RETRIES = 5
 
 
-def _redact_url(url: str | None) -> str | None:
-    """``url`` without any user:password part."""
-    if not url:
-        return url
-    parts = urlsplit(url)
-    if parts.username is None and parts.password is None:
-        return url
-    host = parts.hostname or ""
-    if parts.port is not None:
-        host = f"{host}:{parts.port}"
-    return urlunsplit((parts.scheme, host, parts.path, parts.query, parts.fragment))
-
-
 def _parse_url(url: str) -> tuple[str, str]:
     parts = urlsplit(url)
     if parts.scheme != "s3" or not parts.hostname:
         raise ConfigurationError(
-            f"S3Storage needs a URL like s3://bucket/prefix, got {_redact_url(url)!r}"
+            f"S3Storage needs a URL like s3://bucket/prefix, got {redact_url(url)!r}"
         )
     if parts.username is not None or parts.password is not None:
         raise ConfigurationError(
@@ -293,7 +281,8 @@ class S3Storage(StorageBackend):
         )
 
     def _where(self) -> str:
-        return _redact_url(self._endpoint()) or "AWS S3"
+        endpoint = self._endpoint()
+        return redact_url(endpoint) if endpoint else "AWS S3"
 
     def _no_credentials(self) -> str:
         return (
@@ -311,7 +300,7 @@ class S3Storage(StorageBackend):
         }
 
     def __repr__(self) -> str:
-        endpoint = _redact_url(self.endpoint_url)
+        endpoint = redact_url(self.endpoint_url) if self.endpoint_url else None
         suffix = f", endpoint_url={endpoint!r}" if endpoint else ""
         return f"S3Storage({self.url!r}{suffix})"
 
