@@ -32,7 +32,7 @@ _SECRET_PARAM = re.compile(
 _STORES = {
     "postgresql": (".postgres", "PostgresStorage", "postgres", "psycopg"),
     "postgres": (".postgres", "PostgresStorage", "postgres", "psycopg"),
-    "s3": (".s3", "S3Storage", "s3", None),
+    "s3": (".s3", "S3Storage", "s3", "boto3"),
 }
 
 

@@ -9,17 +9,21 @@ import threading
 import time
 import warnings
 from pathlib import Path
+from typing import Any
 
 import pytest
+from support.pg_server import PostgresServer
 
-pytest.importorskip("psycopg", reason='needs the postgres extra: pip install ".[postgres]"')
-
-import psycopg  # noqa: E402
-
-from pytest_themis.storage import CacheIntegrityWarning, decode_value  # noqa: E402
-from pytest_themis.storage.postgres import PostgresStorage  # noqa: E402
+from pytest_themis.storage import CacheIntegrityWarning, decode_value
+from pytest_themis.storage.postgres import PostgresStorage
 
 pytestmark = pytest.mark.timeout(180)
+
+
+def _connect(url: str) -> Any:
+    import psycopg  # the pg_server fixture has checked that it is installed
+
+    return psycopg.connect(url, autocommit=True)
 
 
 def _table(url: str) -> str:
@@ -28,7 +32,7 @@ def _table(url: str) -> str:
 
 def _raw_rows(url: str) -> dict[str, bytes]:
     base, table = url.split("?table=")
-    with psycopg.connect(base, autocommit=True) as conn:
+    with _connect(base) as conn:
         return {k: bytes(v) for k, v in conn.execute(f"SELECT key, value FROM {table}").fetchall()}
 
 
@@ -68,7 +72,7 @@ def test_get_many_set_many_and_keys(pg_url: str) -> None:
     store.close()
 
 
-def test_table_name_from_the_url_or_argument(pg_server, pg_url: str) -> None:  # type: ignore[no-untyped-def]
+def test_table_name_from_the_url_or_argument(pg_server: PostgresServer, pg_url: str) -> None:
     other = _table(pg_url) + "_arg"
     pg_server.psql(f"DROP TABLE IF EXISTS {other}", database="themis")
     store = PostgresStorage(pg_server.url(), table=other)
@@ -83,7 +87,7 @@ def test_garbled_entry_warns_is_dropped_and_can_be_rewritten(pg_url: str) -> Non
     store = PostgresStorage(pg_url)
     store.set_many([("gen:good", {"text": "ok"}), ("gen:bad", {"text": "soon torn"})])
     base, table = pg_url.split("?table=")
-    with psycopg.connect(base, autocommit=True) as conn:
+    with _connect(base) as conn:
         conn.execute(
             f"UPDATE {table} SET value = substring(value from 1 for 40) WHERE key = 'gen:bad'"
         )
@@ -97,7 +101,7 @@ def test_garbled_entry_warns_is_dropped_and_can_be_rewritten(pg_url: str) -> Non
     store.close()
 
 
-def test_password_never_shown(pg_server) -> None:  # type: ignore[no-untyped-def]
+def test_password_never_shown(pg_server: PostgresServer) -> None:
     from support.pg_server import PASSWORD, PASSWORD_USER
 
     url = pg_server.url(user=PASSWORD_USER, password=PASSWORD) + "?table=t_pw"
@@ -167,9 +171,7 @@ store.close()
 """
 
 
-def test_concurrent_writer_processes_leave_every_entry_intact(
-    pg_url: str, tmp_path: Path
-) -> None:
+def test_concurrent_writer_processes_leave_every_entry_intact(pg_url: str, tmp_path: Path) -> None:
     script = tmp_path / "writer.py"
     script.write_text(WRITER)
     go = tmp_path / "go"
@@ -222,8 +224,8 @@ def test_two_processes_creating_the_table_at_once(pg_url: str, tmp_path: Path) -
 
 
 def test_survives_a_server_restart_without_losing_committed_entries(
-    pg_server, pg_url: str
-) -> None:  # type: ignore[no-untyped-def]
+    pg_server: PostgresServer, pg_url: str
+) -> None:
     store = PostgresStorage(pg_url)
     store.set_many([(f"gen:{i}", {"i": i}) for i in range(100)])
     pg_server.restart()
@@ -244,7 +246,7 @@ def test_survives_a_server_restart_without_losing_committed_entries(
     store.close()
 
 
-def test_gives_up_after_the_reconnect_deadline(pg_server, pg_url: str) -> None:  # type: ignore[no-untyped-def]
+def test_gives_up_after_the_reconnect_deadline(pg_server: PostgresServer, pg_url: str) -> None:
     from pytest_themis.storage.postgres import PostgresStorageError
 
     store = PostgresStorage(pg_url, reconnect_timeout=0.5)

@@ -9,11 +9,11 @@ import textwrap
 from typing import Any
 
 import pytest
+from support.pg_server import DATABASE, PASSWORD, PASSWORD_USER
+from support.services import free_port
 
 from pytest_themis import evaluate
 from pytest_themis.errors import ConfigurationError
-from support.pg_server import DATABASE, PASSWORD, PASSWORD_USER
-from support.services import free_port
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -146,6 +146,7 @@ def test_flag_with_missing_psycopg_is_a_usage_error(pytester: pytest.Pytester) -
     assert "pw@" not in result.stderr.str()
 
 
+@pytest.mark.slow
 def test_pytest_door_wrong_password_fails_the_item_in_one_line(
     pg_server: Any, pytester: pytest.Pytester
 ) -> None:

@@ -1,4 +1,4 @@
-"""Whole runs on a PostgreSQL store: evaluate() through a server restart, reruns, the pytest door."""
+"""Whole runs on a PostgreSQL store: evaluate() through a restart, reruns, the pytest door."""
 
 from __future__ import annotations
 
@@ -8,19 +8,22 @@ import time
 from typing import Any
 
 import pytest
+from support.pg_server import PostgresServer
 
-pytest.importorskip("psycopg", reason='needs the postgres extra: pip install ".[postgres]"')
-
-import psycopg  # noqa: E402
-
-from pytest_themis import evaluate  # noqa: E402
+from pytest_themis import evaluate
 
 pytestmark = pytest.mark.timeout(300)
 
 
+def _connect(url: str) -> Any:
+    import psycopg  # the pg_server fixture has checked that it is installed
+
+    return psycopg.connect(url, autocommit=True)
+
+
 def _stored_keys(url: str) -> set[str]:
     base, table = url.split("?table=")
-    with psycopg.connect(base, autocommit=True) as conn:
+    with _connect(base) as conn:
         exists = conn.execute("SELECT to_regclass(%s)", (table,)).fetchone()
         if exists is None or exists[0] is None:
             return set()
@@ -38,7 +41,10 @@ def _poll(condition: Any, deadline: float) -> Any:
         time.sleep(0.02)
 
 
-def test_evaluate_survives_a_restart_and_a_rerun_sends_nothing(pg_server, pg_url: str) -> None:  # type: ignore[no-untyped-def]
+@pytest.mark.slow
+def test_evaluate_survives_a_restart_and_a_rerun_sends_nothing(
+    pg_server: PostgresServer, pg_url: str
+) -> None:
     seen: dict[str, Any] = {}
 
     def restart_after_first_records() -> None:
@@ -73,7 +79,7 @@ def test_evaluate_survives_a_restart_and_a_rerun_sends_nothing(pg_server, pg_url
 
 @pytest.mark.slow
 def test_pytest_door_stores_in_postgres_and_reruns_from_it(
-    pg_server,  # type: ignore[no-untyped-def]
+    pg_server: PostgresServer,
     pytester: pytest.Pytester,
 ) -> None:
     from support.pg_server import PASSWORD, PASSWORD_USER
@@ -98,5 +104,7 @@ def test_pytest_door_stores_in_postgres_and_reruns_from_it(
         counts.append({**cell["counts"], **cell["execution"]})
     assert counts[0]["total"] == 50 and counts[0]["cached"] == 0
     assert counts[1]["cached"] == 50 and counts[1]["generated"] == 0
-    assert pg_server.psql(f"SELECT count(*) FROM {table} WHERE key LIKE 'gen:%'", "themis") == "50\n"
+    assert (
+        pg_server.psql(f"SELECT count(*) FROM {table} WHERE key LIKE 'gen:%'", "themis") == "50\n"
+    )
     assert not (pytester.path / ".themis_cache" / "cache.db").exists()  # nothing went to a folder

@@ -197,6 +197,10 @@ class PostgresServer:
 @contextlib.contextmanager
 def running_server() -> Iterator[PostgresServer]:
     """A started, set-up server (skips or fails via ``service_missing`` without binaries)."""
+    try:
+        import psycopg  # noqa: F401
+    except ImportError:
+        service_missing("psycopg (the postgres extra)", 'pip install -e ".[postgres]"')
     bin_dir = _bin_dir()
     if bin_dir is None or not (bin_dir / "initdb").exists():
         service_missing("PostgreSQL", HOW)
