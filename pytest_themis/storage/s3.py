@@ -195,7 +195,12 @@ class S3Storage(StorageBackend):
 
         where = self._where()
         try:
-            client.head_bucket(Bucket=self.bucket)
+            try:
+                client.head_bucket(Bucket=self.bucket)
+            except ClientError as exc:
+                if exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) < 500:
+                    raise
+                retrying.head_bucket(Bucket=self.bucket)  # a busy server: the full retry budget
         except NoCredentialsError:
             raise ConfigurationError(self._no_credentials()) from None
         except EndpointConnectionError:

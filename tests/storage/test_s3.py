@@ -383,3 +383,28 @@ def test_pytest_door_stores_in_s3_and_reruns_from_it(
     assert counts[1]["cached"] == 50 and counts[1]["generated"] == 0
     assert any(n.startswith("pytest/objects/") for n in _objects(s3_server.endpoint, s3_bucket))
     assert not (pytester.path / ".themis_cache").exists()
+
+
+def test_boto3_is_imported_only_when_an_s3_store_is_used() -> None:
+    code = textwrap.dedent(
+        """
+        import sys
+        import pytest_themis
+        from pytest_themis.storage.s3 import S3Storage
+        from pytest_themis.storage.urls import check_storage_spec
+        store = S3Storage(check_storage_spec("s3://bucket/prefix"))
+        repr(store), store.describe()
+        print(sorted({m.split(".")[0] for m in sys.modules} & {"boto3", "botocore", "s3transfer"}))
+        """
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_open_rides_out_server_errors_on_its_check(
+    s3_server: MotoServer, s3_bucket: str, s3_proxy: FaultProxy
+) -> None:
+    store = _store(s3_proxy.endpoint, s3_bucket, max_attempts=8)
+    s3_proxy.fail_next = 3  # both tries of the quick check, then one of the retrying client
+    store.open()
+    assert s3_proxy.faults == 3 and s3_proxy.counts["HEAD"] == 1

@@ -88,7 +88,8 @@ class FaultProxy:
     """An HTTP proxy to ``upstream`` that fails ``fault_rate`` of requests (seeded) and counts.
 
     ``counts`` holds forwarded requests by method (``GET`` includes LIST calls); ``faults`` the
-    requests answered with an injected 500/503.
+    requests answered with an injected 500/503. ``fail_next = n`` answers the next ``n``
+    requests with 503 SlowDown whatever the rate.
     """
 
     def __init__(self, upstream: str, fault_rate: float = 0.0, seed: int = 0) -> None:
@@ -96,6 +97,7 @@ class FaultProxy:
         self.upstream_host, port = host_port.rsplit(":", 1)
         self.upstream_port = int(port)
         self.fault_rate = fault_rate
+        self.fail_next = 0
         self._random = random.Random(seed)
         self._lock = threading.Lock()
         self.counts: Counter[str] = Counter()
@@ -161,6 +163,10 @@ class FaultProxy:
 
     def _draw(self) -> tuple[int, str] | None:
         with self._lock:
+            if self.fail_next > 0:
+                self.fail_next -= 1
+                self.faults += 1
+                return 503, "SlowDown"
             if self.fault_rate <= 0 or self._random.random() >= self.fault_rate:
                 return None
             self.faults += 1
