@@ -408,3 +408,20 @@ def test_open_rides_out_server_errors_on_its_check(
     s3_proxy.fail_next = 3  # both tries of the quick check, then one of the retrying client
     store.open()
     assert s3_proxy.faults == 3 and s3_proxy.counts["HEAD"] == 1
+
+
+def test_a_miss_relists_only_when_the_index_is_older_than_refresh_interval(
+    s3_server: MotoServer, s3_bucket: str, s3_proxy: FaultProxy
+) -> None:
+    writer = _store(s3_server.endpoint, s3_bucket)
+    patient = _store(s3_proxy.endpoint, s3_bucket, refresh_interval=3600)
+    eager = _store(s3_proxy.endpoint, s3_bucket, refresh_interval=0)
+    assert patient.get("gen:late") is None and eager.get("gen:late") is None
+    writer.set("gen:late", {"v": 1})
+    s3_proxy.reset()
+    assert patient.get("gen:late") is None  # answered from its index: no request
+    assert s3_proxy.total() == 0
+    assert eager.get("gen:late") == {"v": 1}  # one LIST + one GET of the new object
+    assert s3_proxy.counts["GET"] == 2
+    patient.refresh()
+    assert patient.get("gen:late") == {"v": 1}
