@@ -6,8 +6,11 @@ rewritten: every writer names its own (random writer id + sequence), so concurre
 overwrite each other, and an S3 PUT is atomic, so a reader never sees half an object.
 
 Reading loads an index: LIST the prefix once and GET every object into memory; later lookups
-answer from it. Names sort in write order; for a key, the entry from the greatest object name
-wins. Deletions are tombstones (an empty entry).
+answer from it (a miss lists again for other writers' new objects once the index is older than
+``refresh_interval``). Names start with the writer's clock, so they sort in write order; for a
+key, the entry from the greatest object name wins. A merged object takes the place of its
+newest member, so when two writers race on one key either (intact) value may win. Deletions are
+tombstones (an empty entry).
 
 To keep a cached rerun at a few GETs, each writer merges its own objects as it goes (``fanout``
 objects of one level become one object of the next, named just after the newest of them), and a
