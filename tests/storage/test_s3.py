@@ -337,6 +337,15 @@ def test_an_s3_url_opens_with_the_endpoint_from_aws_endpoint_url(
     store.set("gen:u", {"v": 1})
     assert any(n.startswith("via-url/") for n in _objects(s3_server.endpoint, s3_bucket))
 
+    from pytest_themis import evaluate
+
+    url = f"s3://{s3_bucket}/via-evaluate"
+    first = evaluate("demo", model="fake:fake-math-llm", storage=url, limit=5)
+    again = evaluate("demo", model="fake:fake-math-llm", storage=url, limit=5)
+    assert not any(r.generation.cached for r in first.records)
+    assert sum(r.generation.cached for r in again.records) == 5
+    assert again.manifest["settings"]["cache"]["url"] == url
+
 
 def test_a_request_failing_after_its_retries_is_one_storage_error(
     s3_server: MotoServer, s3_bucket: str, s3_proxy: FaultProxy
