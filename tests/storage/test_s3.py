@@ -434,3 +434,57 @@ def test_a_miss_relists_only_when_the_index_is_older_than_refresh_interval(
     assert s3_proxy.counts["GET"] == 2
     patient.refresh()
     assert patient.get("gen:late") == {"v": 1}
+
+
+_KILLED_DRIVER = textwrap.dedent(
+    """
+    import sys
+    from pytest_themis import evaluate
+    from pytest_themis.storage.s3 import S3Storage
+    url, endpoint = sys.argv[1:3]
+    rows = [{"q": f"{i}+1", "a": str(i + 1)} for i in range(300)]
+    evaluate(dataset=rows, prompt="{q}", reference_field="a", metrics=["exact_match"],
+             model="fake:fake-math-llm", latency=0.05, max_parallel=2,
+             storage=S3Storage(url, endpoint_url=endpoint))
+    """
+)
+
+
+@pytest.mark.slow
+def test_a_sigkilled_driver_leaves_only_intact_entries_and_the_rerun_resumes(
+    s3_server: MotoServer, s3_bucket: str
+) -> None:
+    from pytest_themis import evaluate
+
+    url = f"s3://{s3_bucket}/killed"
+    env = {**os.environ, **FAKE_ENV}
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _KILLED_DRIVER, url, s3_server.endpoint], env=env
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while len(_objects(s3_server.endpoint, s3_bucket)) < 12 and proc.poll() is None:
+            assert time.monotonic() < deadline, "the driver stored nothing"
+            time.sleep(0.1)
+    finally:
+        proc.kill()
+        proc.wait()
+    stored = S3Storage(url, endpoint_url=s3_server.endpoint)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", CacheIntegrityWarning)
+        before = len(list(stored.keys("gen:")))
+    assert 0 < before < 300
+
+    rows = [{"q": f"{i}+1", "a": str(i + 1)} for i in range(300)]
+    rerun = evaluate(
+        dataset=rows,
+        prompt="{q}",
+        reference_field="a",
+        metrics=["exact_match"],
+        model="fake:fake-math-llm",
+        latency=0.05,
+        max_parallel=2,
+        storage=S3Storage(url, endpoint_url=s3_server.endpoint),
+    )
+    assert len(rerun.records) == 300 and not rerun.failures
+    assert sum(r.generation.cached for r in rerun.records) == before
