@@ -148,6 +148,8 @@ class S3Storage(StorageBackend):
         ):
             if not isinstance(value, int) or value < low:
                 raise ConfigurationError(f"S3Storage {name} must be an integer >= {low}")
+        if not isinstance(refresh_interval, (int, float)) or refresh_interval < 0:
+            raise ConfigurationError("S3Storage refresh_interval must be a number of seconds >= 0")
         self.url = f"s3://{self.bucket}/{self.prefix}".rstrip("/")
         self.endpoint_url = endpoint_url
         self.region_name = region_name

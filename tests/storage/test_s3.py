@@ -282,6 +282,10 @@ def test_bad_url_and_missing_boto3_name_the_fix(monkeypatch: pytest.MonkeyPatch)
     with pytest.raises(ConfigurationError, match="must not carry credentials") as info:
         S3Storage(f"s3://key:{CANARY}@bucket/prefix")
     assert CANARY not in str(info.value)
+    with pytest.raises(ConfigurationError, match="batch_size must be an integer >= 1"):
+        S3Storage("s3://bucket/prefix", batch_size=0)
+    with pytest.raises(ConfigurationError, match="refresh_interval"):
+        S3Storage("s3://bucket/prefix", refresh_interval=-1)
     monkeypatch.setitem(sys.modules, "boto3", None)
     with pytest.raises(ConfigurationError, match=r'pip install "pytest-themis\[s3\]"'):
         S3Storage("s3://bucket/prefix").open()
