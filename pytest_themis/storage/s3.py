@@ -317,7 +317,10 @@ class S3Storage(StorageBackend):
     @contextlib.contextmanager
     def _requests(self, what: str) -> Iterator[None]:
         """Turn a request that failed after its retries into one :class:`S3StorageError` line."""
-        from botocore.exceptions import BotoCoreError, ClientError
+        try:
+            from botocore.exceptions import BotoCoreError, ClientError
+        except ImportError:
+            raise ConfigurationError(f"S3Storage needs boto3: {_INSTALL}") from None
 
         try:
             yield

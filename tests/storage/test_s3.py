@@ -287,8 +287,12 @@ def test_bad_url_and_missing_boto3_name_the_fix(monkeypatch: pytest.MonkeyPatch)
     with pytest.raises(ConfigurationError, match="refresh_interval"):
         S3Storage("s3://bucket/prefix", refresh_interval=-1)
     monkeypatch.setitem(sys.modules, "boto3", None)
-    with pytest.raises(ConfigurationError, match=r'pip install "pytest-themis\[s3\]"'):
-        S3Storage("s3://bucket/prefix").open()
+    monkeypatch.setitem(sys.modules, "botocore", None)
+    monkeypatch.setitem(sys.modules, "botocore.exceptions", None)
+    store = S3Storage("s3://bucket/prefix")
+    for use in (store.open, lambda: store.get("k"), lambda: store.set("k", {})):
+        with pytest.raises(ConfigurationError, match=r'pip install "pytest-themis\[s3\]"'):
+            use()
 
 
 def test_credentials_never_reach_describe_repr_or_the_manifest(
