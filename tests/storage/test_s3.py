@@ -496,3 +496,28 @@ def test_a_sigkilled_driver_leaves_only_intact_entries_and_the_rerun_resumes(
     )
     assert len(rerun.records) == 300 and not rerun.failures
     assert sum(r.generation.cached for r in rerun.records) == before
+
+
+@pytest.mark.slow
+def test_compacting_while_a_writer_merges_loses_nothing(
+    s3_server: MotoServer, s3_bucket: str
+) -> None:
+    url = f"s3://{s3_bucket}/busy"
+    env = {**os.environ, **FAKE_ENV}
+    proc = subprocess.Popen([sys.executable, "-c", _WRITER, url, s3_server.endpoint, "w"], env=env)
+    compactions = 0
+    try:
+        while proc.poll() is None:  # compact over and over while the writer writes and merges
+            S3Storage(url, endpoint_url=s3_server.endpoint).compact()
+            compactions += 1
+    finally:
+        assert proc.wait(timeout=300) == 0
+    assert compactions >= 3
+    reader = S3Storage(url, endpoint_url=s3_server.endpoint)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", CacheIntegrityWarning)
+        found = reader.get_many([f"gen:{i}" for i in range(600)])
+        own = list(reader.keys("gen:w:"))
+    assert sorted(int(k[4:]) for k in found) == list(range(600))
+    assert all(v == {"writer": "w", "i": int(k[4:]), "pad": "w" * 50} for k, v in found.items())
+    assert len(own) == 30
