@@ -290,6 +290,8 @@ class EvaluationRecord:
     prediction: str | None = None
     scores: dict[str, MetricScore] = field(default_factory=dict)
     extraction_error: str | None = None
+    #: Metrics that could not score this sample (e.g. a judge call failed), by metric name.
+    metric_errors: dict[str, str] = field(default_factory=dict)
 
     @property
     def task(self) -> GenerationTask:

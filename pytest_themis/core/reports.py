@@ -43,6 +43,8 @@ class EvaluationReport:
     cost: float = 0.0
     duration: float = 0.0
     incomplete: bool = False
+    #: Samples a metric could not score (judge failures), summed over metrics; never scores.
+    metric_errors: int = 0
 
     @classmethod
     def from_records(
@@ -60,7 +62,7 @@ class EvaluationReport:
         ids: dict[str, list[str]] = {n: [] for n in names}
         usage = TokenUsage()
         cost = 0.0
-        errors = extraction_failures = cached = 0
+        errors = extraction_failures = cached = metric_errors = 0
         for rec in records:
             gen = rec.generation
             if gen.cached:
@@ -74,6 +76,7 @@ class EvaluationReport:
                 continue
             if rec.extraction_error is not None:
                 extraction_failures += 1
+            metric_errors += len(rec.metric_errors)
             sample_id = _sample_id(rec)
             for name in names:
                 score = rec.scores.get(name)
@@ -97,6 +100,7 @@ class EvaluationReport:
             cost=cost,
             duration=duration,
             incomplete=incomplete,
+            metric_errors=metric_errors,
         )
 
     @property

@@ -103,6 +103,9 @@ class EvaluationPipeline:
             ) from exc
 
     def _score(self, metric: Metric, results: list[EvaluationRecord], scorable: list[int]) -> None:
+        if getattr(metric, "wants_records", False):
+            self._score_records(metric, [results[i] for i in scorable])
+            return
         rows: list[int] = []
         items: list[tuple[str, Any]] = []
         for i in scorable:
@@ -150,6 +153,23 @@ class EvaluationPipeline:
                 results[i].scores[metric.name] = coerce_score(metric.name, score)
             except (TypeError, ValueError) as exc:
                 raise _metric_error(metric, f"row {results[i].row_id!r}", exc) from exc
+
+    @staticmethod
+    def _score_records(metric: Any, records: list[EvaluationRecord]) -> None:
+        """Metrics that read whole records (an LLM judge): a score or a metric error each."""
+        if not records:
+            return
+        outcomes = metric.score_records(records)
+        if len(outcomes) != len(records):
+            raise MetricError(
+                f"metric {metric.name} returned {len(outcomes)} results for {len(records)} "
+                "records; score_records must return one per record, in order"
+            )
+        for record, outcome in zip(records, outcomes, strict=True):
+            if isinstance(outcome, MetricScore):
+                record.scores[metric.name] = coerce_score(metric.name, outcome)
+            else:
+                record.metric_errors[metric.name] = str(getattr(outcome, "message", outcome))
 
     # -- lifecycle ---------------------------------------------------------------------------
 

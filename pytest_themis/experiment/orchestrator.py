@@ -133,6 +133,10 @@ class ExperimentOrchestrator:
                     )
                 )
 
+        for metric in getattr(self.pipeline, "metrics", ()):
+            attach = getattr(metric, "attach", None)
+            if callable(attach):  # e.g. an LLM judge asks through this run's runner and cache
+                attach(runner=self.runner, cache=self.cache)
         prepare = getattr(self.pipeline, "prepare", None)
         if callable(prepare) and total:
             prepare()  # e.g. scoring workers start while the first requests are in flight
