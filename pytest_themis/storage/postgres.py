@@ -27,8 +27,10 @@ PIP_LINE = 'pip install "pytest-themis[postgres]"'
 SCHEMES = ("postgresql", "postgres")
 _NAME = r"[A-Za-z_][A-Za-z0-9_]{0,62}"
 _TABLE_RE = re.compile(rf"^{_NAME}(\.{_NAME})?$")
-#: Keys per statement in get_many / set_many (one transaction covers all of a set_many).
+#: Keys per statement in get_many.
 _CHUNK = 2000
+#: The per-connection temporary table set_many stages its rows in.
+STAGING = "themis_staging_rows"
 
 
 class PostgresStorageError(ThemisError):
@@ -52,7 +54,8 @@ class PostgresStorage(StorageBackend):
     query parameter names the table, overriding ``table``). The table is created on first use.
     Values keep the embedded store's checksummed format; an entry failing its check is reported
     with :class:`CacheIntegrityWarning`, deleted and regenerated. ``set_many`` writes a batch in
-    one transaction (rows sorted by key, so concurrent writers never deadlock). An operation that
+    one transaction (``COPY`` then one upsert in key order, so concurrent writers never
+    deadlock). An operation that
     loses its connection (server restart, failover) reconnects and retries for up to
     ``reconnect_timeout`` seconds. One connection per instance, guarded by a lock (thread-safe);
     pickling drops the connection. Call :meth:`open` to check the URL before a run.
@@ -70,7 +73,7 @@ class PostgresStorage(StorageBackend):
         self.conninfo, url_table = _split_url(url)
         self.url = redact_url(self.conninfo)
         self.table = url_table or table
-        if not _TABLE_RE.match(self.table):
+        if not _TABLE_RE.match(self.table) or self.table.rsplit(".", 1)[-1] == STAGING:
             raise ConfigurationError(
                 f"PostgreSQL table name {self.table!r} is not a plain identifier; "
                 "use letters, digits and underscores (optionally schema.table)"
@@ -85,7 +88,8 @@ class PostgresStorage(StorageBackend):
         self._lock = threading.RLock()
         self._conn: Any = None
         self._table_ready = False
-        self._sql = _Statements(self._psycopg, self.table)
+        self._staged = False
+        self._sql = _Statements(self.table)
 
     # -- connection -------------------------------------------------------------------------------
 
@@ -117,7 +121,7 @@ class PostgresStorage(StorageBackend):
 
     def _create_table(self, conn: Any) -> None:
         sql = self._sql
-        if conn.execute(sql.exists, (sql.regclass_name(conn),)).fetchone()[0] is not None:
+        if conn.execute(sql.exists, (sql.table,)).fetchone()[0] is not None:
             return
         # CREATE TABLE IF NOT EXISTS alone can fail when two processes race (duplicate pg_type
         # row); an advisory lock on the table name serialises the creators.
@@ -126,6 +130,7 @@ class PostgresStorage(StorageBackend):
             conn.execute(sql.create)
 
     def _drop(self) -> None:
+        self._staged = False
         conn, self._conn = self._conn, None
         if conn is not None:
             try:
@@ -193,16 +198,21 @@ class PostgresStorage(StorageBackend):
         latest = {key: encode_value(value) for key, value in items}  # last value per key wins
         if not latest:
             return
-        keys = sorted(latest)  # one lock order for every writer: no deadlocks
-        chunks = [
-            (keys[i : i + _CHUNK], [latest[k] for k in keys[i : i + _CHUNK]])
-            for i in range(0, len(keys), _CHUNK)
-        ]
+        sql = self._sql
 
         def write(conn: Any) -> None:
-            with conn.transaction():
-                for chunk_keys, chunk_values in chunks:
-                    conn.execute(self._sql.upsert, (chunk_keys, chunk_values), binary=True)
+            # COPY into a per-connection staging table, then one upsert in key order (one lock
+            # order for every writer: no deadlocks); measured ~2.5x faster than one unnest()
+            # upsert and ~2x faster than executemany (benchmarks/bench_postgres.py).
+            with conn.transaction(), conn.cursor() as cur:
+                if not self._staged:
+                    cur.execute(sql.staging)
+                    self._staged = True
+                with cur.copy(sql.copy) as copy:
+                    copy.set_types(["text", "bytea"])
+                    for row in latest.items():
+                        copy.write_row(row)
+                cur.execute(sql.merge)
 
         self._run(write)
 
@@ -233,9 +243,9 @@ class PostgresStorage(StorageBackend):
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
-        for name in ("_psycopg", "_lock", "_conn", "_sql"):
+        for name in ("_psycopg", "_lock", "_conn"):
             state.pop(name)
-        state["_table_ready"] = False
+        state["_table_ready"] = state["_staged"] = False
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
@@ -243,7 +253,6 @@ class PostgresStorage(StorageBackend):
         self._psycopg = _import_psycopg()
         self._lock = threading.RLock()
         self._conn = None
-        self._sql = _Statements(self._psycopg, self.table)
 
     # -- helpers ----------------------------------------------------------------------------------
 
@@ -362,26 +371,30 @@ def _split_url(url: str) -> tuple[str, str | None]:
 
 
 class _Statements:
-    """The SQL of one table, composed once with safely quoted identifiers."""
+    """The SQL of one table as plain strings (psycopg caches their parsing; a composed query
+    would be rendered again on every call). The name was checked against ``_TABLE_RE`` (no
+    quote characters), so double-quoting each part is safe."""
 
-    def __init__(self, psycopg: Any, table: str) -> None:
-        from psycopg import sql
-
-        ident = sql.Identifier(*table.split("."))
-        self._ident = ident
+    def __init__(self, table: str) -> None:
+        name = ".".join(f'"{part}"' for part in table.split("."))
+        self.table = name
         self.exists = "SELECT to_regclass(%s)"
-        self.create = sql.SQL(
-            'CREATE TABLE IF NOT EXISTS {} (key text COLLATE "C" PRIMARY KEY, value bytea NOT NULL)'
-        ).format(ident)
-        self.get = sql.SQL("SELECT value FROM {} WHERE key = %s").format(ident)
-        self.get_many = sql.SQL("SELECT key, value FROM {} WHERE key = ANY(%s)").format(ident)
-        self.upsert = sql.SQL(
-            "INSERT INTO {} (key, value) SELECT * FROM unnest(%s::text[], %s::bytea[]) "
-            "ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value"
-        ).format(ident)
-        self.keys = sql.SQL("SELECT key FROM {} WHERE key LIKE %s ORDER BY key").format(ident)
-        self.delete = sql.SQL("DELETE FROM {} WHERE key = %s").format(ident)
-        self.delete_bad = sql.SQL("DELETE FROM {} WHERE key = %s AND value = %s").format(ident)
-
-    def regclass_name(self, conn: Any) -> str:
-        return str(self._ident.as_string(conn))
+        self.create = (
+            f'CREATE TABLE IF NOT EXISTS {name} (key text COLLATE "C" PRIMARY KEY, '
+            "value bytea NOT NULL)"
+        )
+        self.get = f"SELECT value FROM {name} WHERE key = %s"
+        self.get_many = f"SELECT key, value FROM {name} WHERE key = ANY(%s)"
+        # Rows staged by COPY; emptied at every commit (and gone with the connection).
+        self.staging = (
+            f"CREATE TEMP TABLE IF NOT EXISTS {STAGING} (key text, value bytea) "
+            "ON COMMIT DELETE ROWS"
+        )
+        self.copy = f"COPY pg_temp.{STAGING} (key, value) FROM STDIN (FORMAT BINARY)"
+        self.merge = (
+            f"INSERT INTO {name} (key, value) SELECT key, value FROM pg_temp.{STAGING} "
+            "ORDER BY key ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value"
+        )
+        self.keys = f"SELECT key FROM {name} WHERE key LIKE %s ORDER BY key"
+        self.delete = f"DELETE FROM {name} WHERE key = %s"
+        self.delete_bad = f"DELETE FROM {name} WHERE key = %s AND value = %s"
