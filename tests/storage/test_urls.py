@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -142,3 +144,23 @@ def test_folder_via_flag_and_via_ini(pytester: pytest.Pytester) -> None:
     result = _run(pytester, "--themis-preset=demo", f"--themis-cache-dir={pytester.path / 'cli'}")
     result.assert_outcomes(passed=1)
     assert (pytester.path / "cli" / "cache.db").exists()
+
+
+def test_folder_runs_import_no_optional_store_library(tmp_path: Path) -> None:
+    code = (
+        "import sys\n"
+        "from pytest_themis import evaluate\n"
+        "evaluate(dataset=[{'id': 'a', 'q': '2+2', 'r': '4'}], prompt='{q}', reference_field='r',"
+        " metrics=['exact_match'], model='fake:fake-math-llm', storage=sys.argv[1])\n"
+        "print([m for m in ('psycopg', 'boto3', 'botocore', 's3fs') if m in sys.modules])\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path / "store")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
+    assert (tmp_path / "store" / "cache.db").exists()
