@@ -1,9 +1,9 @@
 """Level 3 — same ``evaluate()`` call, your infrastructure underneath.
 
-``execution_backend`` decides where blocking provider calls run; ``storage_backend`` where
-generations and run records are kept. Both below are small but real: a thread pool that records
-what it ran, and a store that keeps one JSON file per entry (the shape an object-store backend
-such as S3 would have).
+``execution_backend`` decides where blocking provider calls run; ``storage`` (a folder or a
+``StorageBackend``) where generations and run records are kept. Both below are small but real:
+a thread pool that records what it ran, and a store that keeps one JSON file per entry (the
+shape an object-store backend such as S3 would have).
 """
 
 from __future__ import annotations
@@ -65,7 +65,7 @@ for attempt in ("first run", "rerun"):
         "demo",
         model="fake:fake-math-llm",
         execution_backend=backend,
-        storage_backend=JsonFileStorage(store_dir),
+        storage=JsonFileStorage(store_dir),
     )
     print(
         f"{attempt}: accuracy {report.metric('NumericMatch').mean:.3f}, "

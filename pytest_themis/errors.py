@@ -12,7 +12,6 @@ __all__ = [
     "AuthenticationError",
     "BadRequestError",
     "BudgetExceededError",
-    "CacheMissError",
     "ConfigurationError",
     "DatasetError",
     "ExtractionError",
@@ -53,10 +52,6 @@ class ExtractionError(ThemisError):
 
 class MetricError(ThemisError):
     """A metric raised or returned something that is not a score."""
-
-
-class CacheMissError(ThemisError):
-    """``cache=replay`` was requested and a generation is not in the cache."""
 
 
 class ProviderError(ThemisError):

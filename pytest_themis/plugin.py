@@ -10,7 +10,6 @@ suite that does not use themis gets no engine import, no folder and no output.
 
 from __future__ import annotations
 
-import sys
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -18,8 +17,18 @@ import pytest
 from ._pytest import RESULT_FIXTURES
 
 if TYPE_CHECKING:  # pragma: no cover
+    from collections.abc import Sequence
+
     from ._pytest.items import ThemisCase
+    from ._pytest.spec import EvalSpec
     from ._pytest.state import ThemisState
+    from .backends.execution import ExecutionBackend
+    from .backends.storage import StorageBackend
+    from .core.entities import CellSpec, EvaluationRecord
+    from .core.protocols import EvaluationPipelineProtocol
+    from .core.reports import EvaluationReport
+    from .evaluation.extractors import Extractor
+    from .evaluation.metrics.base import Metric
 
 __all__ = [
     "themis_cell",
@@ -40,9 +49,6 @@ _MARKER_HELP = (
 )
 
 STATE_KEY = pytest.StashKey["ThemisState"]()
-#: The cell outcome an item read, and result JSON waiting to be attached to its next report.
-OUTCOME_KEY = pytest.StashKey[Any]()
-PENDING_KEY = pytest.StashKey[list[str]]()
 
 
 def _state(config: pytest.Config) -> ThemisState:
@@ -56,6 +62,13 @@ def _state(config: pytest.Config) -> ThemisState:
 
 
 # -- hooks: setup ---------------------------------------------------------------------------------
+
+
+def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
+    """Add themis' own hooks (``pytest_themis_cell_finished`` …) for conftest files."""
+    from ._pytest import newhooks
+
+    pluginmanager.add_hookspecs(newhooks)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -114,11 +127,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 def pytest_unconfigure(config: pytest.Config) -> None:
     state = config.stash.get(STATE_KEY, None)
     if state is not None:
-        state.close()
-    # Prestarted generation workers end with the session, not at interpreter exit.
-    processes = sys.modules.get("pytest_themis.generation.processes")
-    if processes is not None:
-        processes.shutdown_pool()
+        state.close()  # also ends its prestarted generation workers (not at interpreter exit)
 
 
 # -- fixtures -------------------------------------------------------------------------------------
@@ -134,7 +143,7 @@ def _require_case(request: pytest.FixtureRequest, case: ThemisCase | None) -> Th
     return case
 
 
-def _spec(request: pytest.FixtureRequest, case: ThemisCase | None) -> Any:
+def _spec(request: pytest.FixtureRequest, case: ThemisCase | None) -> EvalSpec:
     case = _require_case(request, case)
     return _state(request.config).session.specs[case.spec_key]
 
@@ -146,28 +155,34 @@ def _themis_case(request: pytest.FixtureRequest) -> ThemisCase | None:
 
 
 @pytest.fixture
-def themis_dataset(request: pytest.FixtureRequest, _themis_case: ThemisCase | None) -> Any:
+def themis_dataset(
+    request: pytest.FixtureRequest, _themis_case: ThemisCase | None
+) -> Sequence[dict[str, Any]]:
     """Rows to evaluate (list of dicts): the marker's ``dataset``. Override to supply your own."""
     spec = _spec(request, _themis_case)
     return _state(request.config).session.load_rows(spec.source)
 
 
 @pytest.fixture
-def themis_extractor(request: pytest.FixtureRequest, _themis_case: ThemisCase | None) -> Any:
+def themis_extractor(request: pytest.FixtureRequest, _themis_case: ThemisCase | None) -> Extractor:
     """Answer extractor: the marker's ``extractor``, the preset's, or identity."""
     spec = _spec(request, _themis_case)
     return _state(request.config).session.default_extractor(spec)
 
 
 @pytest.fixture
-def themis_metrics(request: pytest.FixtureRequest, _themis_case: ThemisCase | None) -> Any:
+def themis_metrics(
+    request: pytest.FixtureRequest, _themis_case: ThemisCase | None
+) -> Sequence[Metric]:
     """Metric objects: the marker's ``metrics`` (names or instances) or the preset's."""
     spec = _spec(request, _themis_case)
     return _state(request.config).session.default_metrics(spec)
 
 
 @pytest.fixture
-def themis_pipeline(request: pytest.FixtureRequest, _themis_case: ThemisCase | None) -> Any:
+def themis_pipeline(
+    request: pytest.FixtureRequest, _themis_case: ThemisCase | None
+) -> EvaluationPipelineProtocol:
     """The marker's ``pipeline``, else one built from ``themis_extractor`` + ``themis_metrics``."""
     spec = _spec(request, _themis_case)
     if spec.pipeline is not None:
@@ -178,19 +193,19 @@ def themis_pipeline(request: pytest.FixtureRequest, _themis_case: ThemisCase | N
 
 
 @pytest.fixture(scope="session")
-def themis_execution_backend() -> Any:
+def themis_execution_backend() -> ExecutionBackend | None:
     """ExecutionBackend for blocking provider calls (None: the runner's own event loop/threads)."""
     return None
 
 
 @pytest.fixture(scope="session")
-def themis_storage(request: pytest.FixtureRequest) -> Any:
+def themis_storage(request: pytest.FixtureRequest) -> StorageBackend | None:
     """Generation cache: ExperimentStorage in the cache dir (None with ``--themis-cache=off``)."""
     return _state(request.config).session.default_storage()
 
 
 @pytest.fixture
-def themis_cell(request: pytest.FixtureRequest, _themis_case: ThemisCase | None) -> Any:
+def themis_cell(request: pytest.FixtureRequest, _themis_case: ThemisCase | None) -> CellSpec:
     """This item's CellSpec: ``.model``, ``.template_name``, ``.sampling``, ``.cell_id``."""
     return _require_case(request, _themis_case).cell
 
@@ -199,11 +214,11 @@ def themis_cell(request: pytest.FixtureRequest, _themis_case: ThemisCase | None)
 def themis_report(
     request: pytest.FixtureRequest,
     _themis_case: ThemisCase | None,
-    themis_dataset: Any,
-    themis_pipeline: Any,
-    themis_execution_backend: Any,
-    themis_storage: Any,
-) -> Any:
+    themis_dataset: Sequence[dict[str, Any]],
+    themis_pipeline: EvaluationPipelineProtocol,
+    themis_execution_backend: ExecutionBackend | None,
+    themis_storage: StorageBackend | None,
+) -> EvaluationReport:
     """The cell's EvaluationReport (generated once per session, shared by every reader)."""
     from ._pytest.items import attach_outcome
 
@@ -225,10 +240,12 @@ def themis_report(
 
 @pytest.fixture
 def themis_sample(
-    request: pytest.FixtureRequest, _themis_case: ThemisCase | None, themis_report: Any
-) -> Any:
+    request: pytest.FixtureRequest,
+    _themis_case: ThemisCase | None,
+    themis_report: EvaluationReport,
+) -> EvaluationRecord:
     """Per-sample mode: this item's scored EvaluationRecord (``.scores``, ``.prediction`` ...)."""
-    from ._pytest.items import check_sample
+    from ._pytest.items import OUTCOME_KEY, check_sample
 
     case = _require_case(request, _themis_case)
     if not case.per_sample:

@@ -9,3 +9,8 @@ imported the first time a run actually uses themis (a ``--themis-*`` flag or ini
 CASE_FIXTURE = "_themis_case"
 #: Fixtures whose request makes a test a themis test even without the marker.
 RESULT_FIXTURES = frozenset({"themis_cell", "themis_report", "themis_sample"})
+
+
+def is_xdist_worker(config: object) -> bool:
+    """Whether ``config`` is a pytest-xdist worker's (the controller and serial runs: False)."""
+    return hasattr(config, "workerinput")

@@ -69,7 +69,7 @@ class _Value:
         self.where = where
 
     def __call__(self, raw: str) -> Any:
-        from .options import parse_value
+        from .options import parse_value  # deferred: options imports FLAGS; plain runs skip it
 
         return parse_value(self.kind, self.where, raw)
 

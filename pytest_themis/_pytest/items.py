@@ -9,18 +9,25 @@ from typing import Any
 import pytest
 
 from ..core.entities import CellSpec
-from ..plugin import OUTCOME_KEY, PENDING_KEY
 from .gates import error_budget_failure, gate_failures
 from .session import CellOutcome
 from .summary import junit_properties
 
 __all__ = [
+    "OUTCOME_KEY",
+    "PENDING_KEY",
     "ThemisCase",
     "attach_outcome",
     "check_errors",
     "check_gates",
     "check_sample",
 ]
+
+
+#: The cell outcome an item read.
+OUTCOME_KEY = pytest.StashKey[CellOutcome]()
+#: Cell results (JSON) computed during an item's current phase, to attach to its next report.
+PENDING_KEY = pytest.StashKey[list[str]]()
 
 
 @dataclass(frozen=True)

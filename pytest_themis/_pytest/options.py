@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from ..core.defaults import CACHE_MODES, DEFAULT_CACHE_DIR
 from .flags import FLAGS
 
 __all__ = [
@@ -31,9 +32,7 @@ __all__ = [
     "resolve_options",
 ]
 
-CACHE_MODES = ("use", "refresh", "off", "replay")
 GATE_MODES = ("point", "lower")
-DEFAULT_CACHE_DIR = ".themis_cache"  # the same folder evaluate() uses
 
 Parser = Callable[[str], Any]
 
@@ -270,10 +269,6 @@ class ThemisOptions:
     @property
     def manifest_path(self) -> Path:
         return self._path("manifest") or (self.cache_dir / "manifest.json")
-
-    @property
-    def any_set(self) -> bool:
-        return any(v not in (None, [], ()) for v in self.cli.values())
 
 
 def resolve_options(config: pytest.Config) -> ThemisOptions:

@@ -10,6 +10,8 @@ import threading
 import time
 from typing import Any
 
+from . import is_xdist_worker
+
 __all__ = ["CellProgress", "format_progress"]
 
 
@@ -64,7 +66,7 @@ class CellProgress:
     @classmethod
     def for_config(cls, config: Any, label: str) -> CellProgress | None:
         """None when progress must stay silent (``-q``, no terminal reporter, xdist worker)."""
-        if config.get_verbosity() < 0 or hasattr(config, "workerinput"):
+        if config.get_verbosity() < 0 or is_xdist_worker(config):
             return None
         terminal = config.pluginmanager.get_plugin("terminalreporter")
         if terminal is None:

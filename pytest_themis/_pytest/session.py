@@ -15,10 +15,20 @@ from typing import Any
 
 import pytest
 
+from ..core.defaults import DEFAULT_MAX_PARALLEL, DEFAULT_MAX_RETRIES, DEFAULT_TIMEOUT
 from ..core.entities import CellSpec, EvaluationRecord
 from ..core.hashing import dataset_fingerprint, stable_hash
+from ..core.protocols import EvaluationPipelineProtocol
 from ..core.reports import EvaluationReport
 from ..errors import ThemisError
+from ..experiment.request import (
+    CacheSettings,
+    DatasetConfig,
+    EvaluationRequest,
+    RunSettings,
+    ScoringConfig,
+)
+from . import is_xdist_worker
 from .options import ThemisOptions
 from .progress import CellProgress
 from .spec import DatasetSource, EvalSpec
@@ -29,10 +39,6 @@ try:  # POSIX only; without it, xdist workers may both generate a shared cell (c
     import fcntl
 except ImportError:  # pragma: no cover
     fcntl = None  # type: ignore[assignment]
-
-_DEFAULT_MAX_PARALLEL = 16
-_DEFAULT_MAX_RETRIES = 3
-_DEFAULT_TIMEOUT = 60.0
 
 
 @dataclass
@@ -66,7 +72,7 @@ class ThemisSession:
         self.config = config
         self.options = options
         self.run_id = run_id
-        self.is_worker = hasattr(config, "workerinput")
+        self.is_worker = is_xdist_worker(config)
         self.specs: dict[str, EvalSpec] = {}
         self._experiments: dict[str, str] = {}
         self._rows: dict[str, list[dict[str, Any]]] = {}
@@ -169,7 +175,7 @@ class ThemisSession:
         except ThemisError as exc:
             raise _fail(f"themis extractor of {spec.name}: {exc}") from None
 
-    def build_pipeline(self, extractor: Any, metrics: Any) -> Any:
+    def build_pipeline(self, extractor: Any, metrics: Any) -> EvaluationPipelineProtocol:
         from ..evaluation.pipeline import EvaluationPipeline
 
         try:
@@ -198,7 +204,9 @@ class ThemisSession:
 
     # -- running --------------------------------------------------------------------------------
 
-    def cell_key(self, spec: EvalSpec, cell: CellSpec, rows: Any, pipeline: Any) -> str:
+    def cell_key(
+        self, spec: EvalSpec, cell: CellSpec, rows: Any, pipeline: EvaluationPipelineProtocol
+    ) -> str:
         template = spec.plan.template(cell.template_name)
         cell_part = [
             cell.to_dict(),
@@ -207,15 +215,14 @@ class ThemisSession:
             spec.id_field,
             spec.reference_field,
         ]
-        pipeline_fp = getattr(pipeline, "fingerprint", None) or f"object-{id(pipeline)}"
-        return stable_hash([self.fingerprint(rows), cell_part, pipeline_fp], 24)
+        return stable_hash([self.fingerprint(rows), cell_part, pipeline.fingerprint], 24)
 
     def run_cell(
         self,
         spec: EvalSpec,
         cell: CellSpec,
         rows: Any,
-        pipeline: Any,
+        pipeline: EvaluationPipelineProtocol,
         *,
         backend: Any = None,
         storage: Any = None,
@@ -238,55 +245,48 @@ class ThemisSession:
         spec: EvalSpec,
         cell: CellSpec,
         rows: Any,
-        pipeline: Any,
+        pipeline: EvaluationPipelineProtocol,
         backend: Any,
         storage: Any,
         label: str | None,
     ) -> CellOutcome:
-        from ..experiment.cache_manager import CacheManager
-        from ..experiment.orchestrator import ExperimentOrchestrator
-        from ..generation.runner import GenerationRunner
+        from ..experiment.builder import build_orchestrator
 
         opts = self.options
-        mode = opts.cache_mode if storage is not None else "off"
         budget = opts.get("max_cost_usd")
         if budget is not None:
             budget = max(0.0, float(budget) - self.spent_usd)
-        progress = CellProgress.for_config(self.config, label or cell.cell_id)
-        runner = None
-        try:
-            runner = GenerationRunner(
-                max_parallel=opts.get("max_parallel") or _DEFAULT_MAX_PARALLEL,
-                max_retries=_first(opts.get("max_retries"), _DEFAULT_MAX_RETRIES),
-                execution_backend=backend,
-                timeout=opts.get("timeout") or _DEFAULT_TIMEOUT,
+        request = EvaluationRequest(
+            experiment=spec.name,
+            dataset=DatasetConfig(
+                rows=rows,
+                info=self.dataset_info(rows),
+                id_field=spec.id_field,
+                reference_field=spec.reference_field,
+            ),
+            plan=spec.axes,
+            scoring=ScoringConfig(pipeline=pipeline),
+            run=RunSettings(
+                max_parallel=_first(opts.get("max_parallel"), DEFAULT_MAX_PARALLEL),
+                max_retries=_first(opts.get("max_retries"), DEFAULT_MAX_RETRIES),
+                timeout=_first(opts.get("timeout"), DEFAULT_TIMEOUT),
                 max_cost_usd=budget,
                 # under xdist the workers already use the cores; no nested processes
-                processes=1 if hasattr(self.config, "workerinput") else "auto",
-            )
-            cache = CacheManager(storage=storage, enable_resume=True, mode=mode)
-            orchestrator = ExperimentOrchestrator(
-                generation_plan=spec.plan,
-                generation_runner=runner,
-                evaluation_pipeline=pipeline,
-                cache_manager=cache,
-                dataset_info=self.dataset_info(rows),
-                experiment=spec.name,
-            )
-            report = orchestrator.run(
-                dataset=rows,
-                run_id=f"{self.run_id}-{key[:12]}",
-                evaluation_batch_size=100,
-                cells=[cell],
-                progress=progress,
-            )
+                processes=1 if self.is_worker else "auto",
+                execution_backend=backend,
+            ),
+            cache=CacheSettings(mode=opts.cache_mode, storage=storage),
+            cells=(cell,),
+            run_id=f"{self.run_id}-{key[:12]}",
+        )
+        progress = CellProgress.for_config(self.config, label or cell.cell_id)
+        try:
+            report = build_orchestrator(request).run(progress=progress)
         except ThemisError as exc:
             raise _fail(f"{spec.name} [{cell.cell_id}]: {exc}") from None
         finally:
             if progress is not None:
                 progress.close()
-            if runner is not None:
-                runner.close()
         cell_report = report.cells[cell.cell_id]
         self.spent_usd += cell_report.cost
         primary = spec.primary_metric
@@ -320,8 +320,8 @@ def _first(value: Any, default: Any) -> Any:
     return default if value is None else value
 
 
-def _first_metric(pipeline: Any, report: EvaluationReport) -> str | None:
-    names = list(getattr(pipeline, "metric_names", None) or report.metrics.keys())
+def _first_metric(pipeline: EvaluationPipelineProtocol, report: EvaluationReport) -> str | None:
+    names = list(pipeline.metric_names or report.metrics.keys())
     return names[0] if names else None
 
 

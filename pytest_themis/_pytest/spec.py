@@ -7,7 +7,6 @@ the rows and the pipeline themselves are fixtures, resolved when an item runs.
 
 from __future__ import annotations
 
-import dataclasses
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -19,6 +18,8 @@ import pytest
 from ..core.entities import CellSpec, ModelSpec, SamplingConfig
 from ..core.hashing import stable_hash
 from ..errors import ThemisError
+from ..experiment.builder import build_plan
+from ..experiment.request import PlanAxes, parse_prompts, parse_samplings
 from ..generation.plan import GenerationPlan
 from ..generation.templates import PromptTemplate
 from .options import ThemisOptions
@@ -101,15 +102,20 @@ class EvalSpec:
     _plan: GenerationPlan | None = field(default=None, repr=False)
 
     @property
+    def axes(self) -> PlanAxes:
+        """The plan's axes, as the shared request holds them."""
+        return PlanAxes(
+            templates=tuple(self.templates),
+            models=tuple(self.models),
+            samplings=tuple(self.samplings),
+            num_samples=self.epochs,
+        )
+
+    @property
     def plan(self) -> GenerationPlan:
         if self._plan is None:
-            self._plan = GenerationPlan(
-                templates=self.templates,
-                models=self.models,
-                sampling_parameters=self.samplings,
-                dataset_id_field=self.id_field,
-                reference_field=self.reference_field,
-                num_samples=self.epochs,
+            self._plan = build_plan(
+                self.axes, id_field=self.id_field, reference_field=self.reference_field
             )
         return self._plan
 
@@ -193,38 +199,10 @@ def _dataset_source(
 
 
 def _templates(value: Any, preset: Any, where: str) -> list[PromptTemplate]:
-    if value is None:
-        if preset is not None:
-            return [preset.prompt]
-        raise _fail(
-            where,
-            "no prompt: pass prompts='... {field} ...' (or a PromptTemplate, a list, or a dict "
-            "name -> template) to the themis marker",
-        )
-    if isinstance(value, (str, PromptTemplate)):
-        value = [value]
-    if isinstance(value, Mapping):
-        out = []
-        for name, text in value.items():
-            if isinstance(text, PromptTemplate):
-                out.append(dataclasses.replace(text, name=str(name)))
-            elif isinstance(text, str):
-                out.append(PromptTemplate(name=str(name), template=text))
-            else:
-                raise _fail(where, f"prompts[{name!r}] must be a str or PromptTemplate")
-        return out
-    if isinstance(value, Sequence) and value:
-        out = []
-        for i, item in enumerate(value):
-            if isinstance(item, PromptTemplate):
-                out.append(item)
-            elif isinstance(item, str):
-                name = "prompt" if len(value) == 1 else f"prompt{i}"
-                out.append(PromptTemplate(name=name, template=item))
-            else:
-                raise _fail(where, f"prompts[{i}] must be a str or PromptTemplate")
-        return out
-    raise _fail(where, "prompts must be a str, a PromptTemplate, a non-empty list or a dict")
+    try:
+        return list(parse_prompts(value, preset.prompt if preset is not None else None))
+    except ThemisError as exc:
+        raise _fail(where, f"{exc} (the themis marker's prompts=)") from None
 
 
 def _as_list(value: Any) -> list[Any]:
@@ -236,7 +214,7 @@ def _as_list(value: Any) -> list[Any]:
 
 
 def _models(marker: Any, preset: Any, options: ThemisOptions, where: str) -> list[ModelSpec]:
-    from ..api import parse_model
+    from ..providers.models import parse_model
 
     chosen: list[Any] = (
         options.cli_models
@@ -269,30 +247,10 @@ def _models(marker: Any, preset: Any, options: ThemisOptions, where: str) -> lis
 
 
 def _samplings(value: Any, preset: Any, where: str) -> list[SamplingConfig]:
-    base = preset.sampling if preset is not None else SamplingConfig()
-    items = _as_list(value)
-    if not items:
-        return [base]
-    out: list[SamplingConfig] = []
-    names = {f.name for f in dataclasses.fields(SamplingConfig)}
-    for i, item in enumerate(items):
-        if isinstance(item, SamplingConfig):
-            out.append(item)
-        elif isinstance(item, Mapping):
-            unknown = sorted(set(item) - names)
-            if unknown:
-                raise _fail(
-                    where,
-                    f"sampling[{i}] has unknown key(s) {', '.join(unknown)}; accepted: "
-                    f"{', '.join(sorted(names))}",
-                )
-            try:
-                out.append(dataclasses.replace(base, **dict(item)))
-            except (ThemisError, TypeError) as exc:
-                raise _fail(where, f"sampling[{i}]: {exc}") from None
-        else:
-            raise _fail(where, f"sampling[{i}] must be a SamplingConfig or a dict")
-    return out
+    try:
+        return list(parse_samplings(value, preset.sampling if preset is not None else None))
+    except ThemisError as exc:
+        raise _fail(where, str(exc)) from None
 
 
 def _int_kw(value: Any, name: str, minimum: int, where: str) -> int | None:

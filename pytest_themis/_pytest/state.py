@@ -18,8 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from ..plugin import OUTCOME_KEY, PENDING_KEY
-from . import CASE_FIXTURE
+from . import CASE_FIXTURE, is_xdist_worker
 from .options import ThemisOptions, resolve_options
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -46,6 +45,8 @@ class ThemisState:
         self.manifest_path: Path | None = None
         self.manifest_error: str | None = None
         self._session: ThemisSession | None = None
+        #: Whether this state prestarted generation worker processes (stopped in :meth:`close`).
+        self.owns_worker_pool = False
 
     @property
     def session(self) -> ThemisSession:
@@ -78,12 +79,15 @@ class ThemisState:
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_call(self, item: pytest.Item) -> Generator[None, Any, Any]:
         """Apply the error budget before a themis test body runs and the gates after it passed."""
-        outcome = item.stash.get(OUTCOME_KEY, None)
         callspec = getattr(item, "callspec", None)
         case = callspec.params.get(CASE_FIXTURE) if callspec is not None else None
-        if outcome is None or case is None:
+        if case is None:
             return (yield)
-        from .items import check_errors, check_gates
+        from .items import OUTCOME_KEY, check_errors, check_gates
+
+        outcome = item.stash.get(OUTCOME_KEY, None)
+        if outcome is None:
+            return (yield)
 
         if not case.per_sample:
             check_errors(outcome, self.options.max_errors)
@@ -96,6 +100,10 @@ class ThemisState:
     def pytest_runtest_makereport(self, item: pytest.Item) -> Generator[None, Any, Any]:
         """Ship cell results computed during this phase to the controller inside the report."""
         report = yield
+        if not _is_themis_item(item):
+            return report
+        from .items import PENDING_KEY
+
         pending = item.stash.get(PENDING_KEY, None)
         if pending:
             report.user_properties.extend((RESULT_PROPERTY, text) for text in pending)
@@ -112,20 +120,27 @@ class ThemisState:
                 # result of the worker that generated it
                 if known is None or result.get("generated", 0) > known.get("generated", 0):
                     self.results[result["key"]] = result
+                if known is None and not is_xdist_worker(self.config):
+                    self.config.hook.pytest_themis_cell_finished(
+                        cell=result["cell_id"], report=result
+                    )
 
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
         if self._session is not None:
             self._session.close()
-        if hasattr(self.config, "workerinput") or not self.results:
+        if is_xdist_worker(self.config) or not self.results:
             return
         from .summary import write_manifest
 
-        self.manifest_path, self.manifest_error = write_manifest(
+        written = write_manifest(
             list(self.results.values()), self.run_id, self.options.manifest_path
         )
+        self.manifest_path, self.manifest_error = written.path, written.error
+        if written.manifest is not None:
+            self.config.hook.pytest_themis_session_finished(manifest=written.manifest)
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
-        if not self.results or hasattr(self.config, "workerinput"):
+        if not self.results or is_xdist_worker(self.config):
             return
         from .summary import format_table
 
@@ -139,10 +154,23 @@ class ThemisState:
             terminalreporter.write_line(f"themis manifest not written: {self.manifest_error}")
 
     def close(self) -> None:
-        """Unregister the hooks at the end of the run."""
+        """Unregister the hooks and stop the prestarted workers at the end of the run."""
         manager = self.config.pluginmanager
         if manager.is_registered(self):
             manager.unregister(self)
+        if self.owns_worker_pool:
+            from ..generation.processes import shutdown_pool
+
+            shutdown_pool()
+            self.owns_worker_pool = False
+
+
+def _is_themis_item(item: pytest.Item) -> bool:
+    """A marked or fixture-parametrized themis test, or a ``--themis-preset`` item."""
+    callspec = getattr(item, "callspec", None)
+    if callspec is not None and CASE_FIXTURE in callspec.params:
+        return True
+    return item.get_closest_marker("themis") is not None
 
 
 def _new_run_id() -> str:
@@ -161,24 +189,26 @@ def start_state(config: pytest.Config) -> ThemisState:
         run_id = workerinput["themis_run_id"]
     state = ThemisState(config, options, run_id or _new_run_id())
     config.pluginmanager.register(state, "themis-state")
-    _prestart_generation_workers(config, options)
+    state.owns_worker_pool = _prestart_generation_workers(config, options)
     return state
 
 
-def _prestart_generation_workers(config: pytest.Config, options: ThemisOptions) -> None:
+def _prestart_generation_workers(config: pytest.Config, options: ThemisOptions) -> bool:
     """Start litellm worker processes now, so their imports overlap with collection.
 
     Only for a run that names litellm models on the command line or in the ini file, in a
     process that will generate itself (not under xdist, which spreads the work already) and
-    that may send requests (not ``--themis-cache=replay``).
+    that may send requests (not ``--themis-cache=replay``). True when workers were started.
     """
-    if hasattr(config, "workerinput") or config.getoption("numprocesses", None):
-        return
+    if is_xdist_worker(config) or config.getoption("numprocesses", None):
+        return False
     models = options.cli_models or options.ini_models
     litellm_models = [m for m in models if not m.startswith(("fake:", "python:"))]
     if not litellm_models or options.cache_mode == "replay":
-        return
+        return False
     from ..generation.processes import default_processes, prestart
 
-    if default_processes() > 1:
-        prestart(default_processes())
+    if default_processes() <= 1:
+        return False
+    prestart(default_processes())
+    return True

@@ -7,9 +7,9 @@ import math
 import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
-__all__ = ["format_table", "junit_properties", "write_manifest"]
+__all__ = ["WrittenManifest", "format_table", "junit_properties", "write_manifest"]
 
 _HEADERS = ("cell", "metrics (95% CI)", "n", "cached", "errors", "tokens", "cost $", "time")
 
@@ -70,17 +70,23 @@ def junit_properties(result: Mapping[str, Any]) -> list[tuple[str, str]]:
     return props
 
 
-def write_manifest(
-    results: list[Mapping[str, Any]], run_id: str, path: Path
-) -> tuple[Path | None, str | None]:
-    """Merge the cells' manifest parts into one validated file; ``(path, None)`` or an error."""
+class WrittenManifest(NamedTuple):
+    """Where the manifest went (or why it did not) and what it holds."""
+
+    path: Path | None
+    error: str | None
+    manifest: dict[str, Any] | None
+
+
+def write_manifest(results: list[Mapping[str, Any]], run_id: str, path: Path) -> WrittenManifest:
+    """Merge the cells' manifest parts into one validated file (or say why it was not written)."""
     from ..errors import ThemisError
     from ..experiment.manifest import merge_manifests, validate_manifest
 
     # The environment is the controller's (an xdist worker's argv differs from a serial run's).
     parts = [dict(r["manifest"], environment=None) for r in results if r.get("manifest")]
     if not parts:
-        return None, "no manifest parts were produced"
+        return WrittenManifest(None, "no manifest parts were produced", None)
     try:
         manifest = merge_manifests(parts, run_id)
         validate_manifest(manifest)
@@ -89,5 +95,5 @@ def write_manifest(
         tmp.write_text(json.dumps(manifest, indent=2, sort_keys=True, default=str) + "\n")
         os.replace(tmp, path)
     except (ThemisError, OSError) as exc:
-        return None, str(exc)
-    return path, None
+        return WrittenManifest(None, str(exc), None)
+    return WrittenManifest(path, None, manifest)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 import re
 from collections.abc import Mapping
@@ -67,13 +69,16 @@ def redact_text(text: str, options: Mapping[str, Any]) -> str:
     return text
 
 
+_DEFAULT_MAX_TOKENS = 512
+
+
 @dataclass(frozen=True)
 class SamplingConfig:
     """Decoding parameters. Every field is part of the generation cache key."""
 
     temperature: float = 0.0
     top_p: float | None = None
-    max_tokens: int | None = 512
+    max_tokens: int | None = _DEFAULT_MAX_TOKENS
     stop: tuple[str, ...] | None = None
     seed: int | None = None
 
@@ -96,10 +101,19 @@ class SamplingConfig:
 
     @property
     def label(self) -> str:
-        """Short id fragment such as ``t0.7`` (plus ``-p0.9``/``-m256`` when set)."""
+        """Short id fragment that tells apart any two configs: ``t0.7`` plus the fields that
+        differ from the defaults (``-p0.9`` top_p, ``-m256``/``-mnone`` max_tokens, ``-s7`` seed,
+        ``-stop<hash>`` stop sequences)."""
         parts = [f"t{self.temperature:g}"]
         if self.top_p is not None:
             parts.append(f"p{self.top_p:g}")
+        if self.max_tokens != _DEFAULT_MAX_TOKENS:
+            parts.append("mnone" if self.max_tokens is None else f"m{self.max_tokens}")
+        if self.seed is not None:
+            parts.append(f"s{self.seed}")
+        if self.stop is not None:
+            digest = hashlib.sha256(json.dumps(list(self.stop)).encode()).hexdigest()[:6]
+            parts.append(f"stop{digest}")
         return "-".join(parts)
 
 
@@ -333,10 +347,6 @@ class MetricAggregate:
     values: list[float] = field(default_factory=list, repr=False)
     sample_ids: list[str] = field(default_factory=list, repr=False)
 
-    @property
-    def is_binary(self) -> bool:
-        return self.ci_method == "wilson"
-
     def to_dict(self) -> dict[str, Any]:
         return {
             "name": self.name,
@@ -384,8 +394,3 @@ def _config_error(message: str) -> Exception:
     from ..errors import ConfigurationError
 
     return ConfigurationError(message)
-
-
-from .reports import EvaluationReport, ExperimentReport  # noqa: E402  (re-exported value types)
-
-__all__ += ["EvaluationReport", "ExperimentReport"]

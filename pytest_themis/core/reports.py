@@ -15,6 +15,7 @@ from .entities import (
     MetricMap,
     TokenUsage,
 )
+from .statistics import aggregate
 
 __all__ = ["EvaluationReport", "ExperimentReport", "GATE_OPERATORS"]
 
@@ -54,8 +55,6 @@ class EvaluationReport:
         cell: CellSpec | None = None,
         duration: float = 0.0,
     ) -> EvaluationReport:
-        from ..evaluation.statistics import aggregate
-
         records = list(records)
         names = list(metric_names)
         values: dict[str, list[float]] = {n: [] for n in names}

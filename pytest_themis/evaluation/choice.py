@@ -17,8 +17,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ..core.entities import MetricScore
-from ..errors import ConfigurationError
-from .extractors import ExtractionError, Extractor, find_last_boxed, strip_reasoning
+from ..errors import ConfigurationError, ExtractionError
+from .extractors import Extractor, find_last_boxed, strip_reasoning
 from .metrics.base import Metric
 
 __all__ = ["ChoiceAccuracy", "ChoiceExtractor", "find_choice", "option_letters"]
@@ -92,6 +92,12 @@ def find_choice(text: str, letters: str = "ABCD") -> str | None:
             return named.pop()
         if len(named) > 1:
             return None
+    found = _from_json(body, letters)
+    return found if found is not None else _from_lines(body, letters)
+
+
+def _from_json(body: str, letters: str) -> str | None:
+    """The letter under an ``answer``-like key of the last JSON object that has one."""
     for blob in reversed(_JSON_OBJECT.findall(body)):
         try:
             value = json.loads(blob)
@@ -102,16 +108,22 @@ def find_choice(text: str, letters: str = "ABCD") -> str | None:
                 answer = value.get(key)
                 if isinstance(answer, str) and answer.strip().strip("()").upper() in letters:
                     return answer.strip().strip("()").upper()
+    return None
+
+
+def _from_lines(body: str, letters: str) -> str | None:
+    """A bare letter on the last line, or a response that opens with one."""
     lines = [line.strip() for line in body.strip().splitlines() if line.strip()]
-    if lines:
-        last = re.sub(r"[*_`#>\s.:]", "", lines[-1])
-        if re.fullmatch(rf"\(?[{letters}]\)?", last):
-            return last.strip("()")
-        opening = re.match(rf"\s*[*(\[]*([{letters}])(?:[).\]:*]|\s*$)", lines[0])
-        if opening and len(lines) == 1:
-            return opening.group(1)
-        if opening and re.match(rf"\s*[*(\[]*[{letters}][).\]:]", lines[0]):
-            return opening.group(1)
+    if not lines:
+        return None
+    last = re.sub(r"[*_`#>\s.:]", "", lines[-1])
+    if re.fullmatch(rf"\(?[{letters}]\)?", last):
+        return last.strip("()")
+    opening = re.match(rf"\s*[*(\[]*([{letters}])(?:[).\]:*]|\s*$)", lines[0])
+    if opening and len(lines) == 1:
+        return opening.group(1)
+    if opening and re.match(rf"\s*[*(\[]*[{letters}][).\]:]", lines[0]):
+        return opening.group(1)
     return None
 
 

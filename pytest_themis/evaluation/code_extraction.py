@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import re
 
-from .extractors import ExtractionError, Extractor, strip_reasoning
+from ..errors import ExtractionError
+from .extractors import Extractor, strip_reasoning
 
 __all__ = ["CodeExtractor"]
 

@@ -1,7 +1,10 @@
 """Name → factory registries for metrics and extractors.
 
 Lookups ignore case, ``_`` and ``-``: ``"exact_match"``, ``"ExactMatch"`` and ``"exact-match"``
-are the same name. Built-ins are imported only when first requested.
+are the same name. Entries come from the extension hooks (``themis_register_metrics`` /
+``themis_register_extractors``: the built-ins below and installed plugins), read on first lookup,
+plus what :func:`register_metric` / :func:`register_extractor` add at run time. Built-in classes
+are imported only when first requested.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from typing import Any
 
 from ..core.entities import canonical_metric_name
 from ..errors import ConfigurationError
+from ..hookspecs import hookimpl
 from .extractors import Extractor
 from .metrics.base import Metric
 
@@ -49,25 +53,55 @@ _BUILTIN_EXTRACTORS = {
 }
 
 
+@hookimpl
+def themis_register_metrics() -> dict[str, str]:
+    """The built-in metrics, registered through the extension hook like any plugin's."""
+    return dict(_BUILTIN_METRICS)
+
+
+@hookimpl
+def themis_register_extractors() -> dict[str, str]:
+    """The built-in extractors, registered through the extension hook like any plugin's."""
+    return dict(_BUILTIN_EXTRACTORS)
+
+
 class _Registry:
-    def __init__(
-        self, kind: str, base: type, builtins: dict[str, str], aliases: dict[str, str]
-    ) -> None:
+    def __init__(self, kind: str, base: type, aliases: dict[str, str]) -> None:
         self.kind = kind
         self.base = base
         self._entries: dict[str, tuple[str, Factory | str]] = {}
-        for name, target in builtins.items():
-            self._entries[canonical_metric_name(name)] = (name, target)
-        for alias, name in aliases.items():
-            self._entries[canonical_metric_name(alias)] = (name, builtins[name])
+        self._alias_targets = aliases
         self._aliases = {canonical_metric_name(a) for a in aliases}
+        self._loaded = False
+
+    def _load_plugins(self) -> None:
+        """Merge what the extension hooks register (once, on first use)."""
+        if self._loaded:
+            return
+        # deferred: the extension registry imports this module to register the built-ins
+        from ..extensions import registered
+
+        plugins = registered(f"{self.kind}s")
+        self._loaded = True
+        for name, target in plugins.items():
+            key = canonical_metric_name(name)
+            if key in self._entries and key not in self._aliases:
+                raise ConfigurationError(
+                    f"{self.kind} {name!r} from a plugin clashes with "
+                    f"{self._entries[key][0]!r}; rename one of them"
+                )
+            self._entries[key] = (name, target)
+        for alias, name in self._alias_targets.items():
+            self._entries.setdefault(canonical_metric_name(alias), (name, plugins[name]))
 
     def names(self) -> list[str]:
+        self._load_plugins()
         return sorted(
             display for key, (display, _) in self._entries.items() if key not in self._aliases
         )
 
     def register(self, name: str, factory: Factory, overwrite: bool) -> None:
+        self._load_plugins()
         if not isinstance(name, str) or not canonical_metric_name(name):
             raise ConfigurationError(f"{self.kind} name must be a non-empty string, got {name!r}")
         if not callable(factory):
@@ -85,6 +119,7 @@ class _Registry:
         self._entries[key] = (name, factory)
 
     def create(self, name_or_instance: Any, kwargs: dict[str, Any]) -> Any:
+        self._load_plugins()
         if isinstance(name_or_instance, self.base):
             if kwargs:
                 raise ConfigurationError(
@@ -131,8 +166,8 @@ def _load(target: str) -> Factory:
     return getattr(importlib.import_module(module), attr)
 
 
-_METRICS = _Registry("metric", Metric, _BUILTIN_METRICS, _METRIC_ALIASES)
-_EXTRACTORS = _Registry("extractor", Extractor, _BUILTIN_EXTRACTORS, {})
+_METRICS = _Registry("metric", Metric, _METRIC_ALIASES)
+_EXTRACTORS = _Registry("extractor", Extractor, {})
 
 
 def get_metric(name_or_metric: Metric | str | type[Metric], **kwargs: Any) -> Metric:

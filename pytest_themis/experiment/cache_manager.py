@@ -8,6 +8,7 @@ import os
 from typing import Any
 
 from ..backends.storage import StorageBackend
+from ..core.defaults import CACHE_MODES, DEFAULT_CACHE_DIR
 from ..core.entities import (
     CellSpec,
     GenerationError,
@@ -21,7 +22,6 @@ from ..errors import ConfigurationError
 
 __all__ = ["CACHE_MODES", "CacheManager", "generation_key"]
 
-CACHE_MODES = ("use", "refresh", "off", "replay")
 _KEY_VERSION = 2
 
 
@@ -79,7 +79,7 @@ class CacheManager:
         if storage is None or isinstance(storage, (str, os.PathLike)):
             from ..storage import ExperimentStorage
 
-            storage = ExperimentStorage(storage or ".themis_cache")
+            storage = ExperimentStorage(storage or DEFAULT_CACHE_DIR)
         self.storage = storage
         self.mode = mode if enable_cache else "off"
         self.enable_resume = enable_resume

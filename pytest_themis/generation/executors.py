@@ -46,7 +46,6 @@ class ConversationSession:
         self.messages: list[ConversationMessage] = list(task.messages)
         self.usage = TokenUsage()
         self.cost = 0.0
-        self.turns = 0
         self._router = router
         self._timeout = timeout
 
@@ -64,7 +63,6 @@ class ConversationSession:
         )
         response = self._router.execute(turn_task, timeout=self._timeout)
         self.messages.append({"role": "assistant", "content": response.text})
-        self.turns += 1
         if response.usage is not None:
             self.usage = self.usage + response.usage
         if response.cost:
@@ -81,7 +79,7 @@ class StatefulTaskExecutor(TaskExecutor):
     """
 
     def __init__(self, router: ProviderRouter | None = None) -> None:
-        from .router import ProviderRouter
+        from .router import ProviderRouter  # deferred: the router imports TaskExecutor from here
 
         self.router = router if router is not None else ProviderRouter()
 

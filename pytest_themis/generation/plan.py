@@ -69,8 +69,8 @@ class GenerationPlan:
         clash = sorted({i for i in ids if ids.count(i) > 1})
         if clash:
             raise ConfigurationError(
-                f"plan cells share the id(s) {', '.join(clash)}; give models, templates or "
-                "sampling configs distinct names"
+                f"plan cells share the id(s) {', '.join(clash)}: a model, template or sampling "
+                "config is listed twice (or two models share a short name); remove the duplicate"
             )
         self._cells = cells
 

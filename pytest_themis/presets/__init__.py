@@ -1,4 +1,4 @@
-"""Benchmark presets: a registry of named benchmarks (``demo``, ``gsm8k``, ``mmlu_pro`` …).
+"""Benchmark presets: a registry of named benchmarks (``demo``, ``gsm8k``, ``math500`` …).
 
 A preset knows its data source (Hugging Face path, config, split, pinned revision, or a file
 shipped with the package), its prompt, extractor, metrics and sampling defaults. Local copies are
@@ -8,8 +8,6 @@ read from ``data_dir=`` / ``$THEMIS_DATA_DIR`` as ``<name>.jsonl`` (or ``.json``
 from __future__ import annotations
 
 from .base import BenchmarkPreset, RowPreparer
-from .builtin import BUILTIN_PRESETS
-from .catalog import CATALOG_PRESETS
 from .loading import DATA_DIR_ENV, load_local_file
 from .registry import (
     get_benchmark_preset,
@@ -28,7 +26,3 @@ __all__ = [
     "register_benchmark",
     "unregister_benchmark",
 ]
-
-for _preset in BUILTIN_PRESETS + CATALOG_PRESETS:
-    register_benchmark(_preset, replace=True)
-del _preset

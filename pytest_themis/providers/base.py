@@ -9,6 +9,7 @@ from typing import Any
 
 from ..core.entities import GenerationTask, ProviderResponse
 from ..errors import ConfigurationError
+from ..hookspecs import hookimpl
 
 __all__ = ["Provider", "create_provider", "list_providers", "register_provider"]
 
@@ -48,6 +49,19 @@ _BUILTINS = {
 }
 
 
+@hookimpl
+def themis_register_providers() -> dict[str, str]:
+    """The built-in providers, registered through the extension hook like any plugin's."""
+    return dict(_BUILTINS)
+
+
+def _plugin_providers() -> dict[str, Any]:
+    # deferred: the extension registry imports this module to register the built-ins
+    from ..extensions import registered
+
+    return registered("providers")
+
+
 def register_provider(name: str, factory: ProviderFactory, *, replace: bool = False) -> None:
     """Make ``create_provider(name)`` call ``factory(**options)``."""
     if not name or not name.isidentifier():
@@ -61,18 +75,21 @@ def register_provider(name: str, factory: ProviderFactory, *, replace: bool = Fa
 
 def list_providers() -> list[str]:
     """Names accepted by :func:`create_provider`, sorted."""
-    return sorted(set(_REGISTRY) | set(_BUILTINS))
+    return sorted(set(_REGISTRY) | set(_plugin_providers()))
 
 
 def create_provider(name: str, **options: Any) -> Provider:
     """Instantiate the provider registered as ``name`` (``fake``, ``litellm``, ``python`` …)."""
     factory = _REGISTRY.get(name)
-    if factory is None and name in _BUILTINS:
-        module_name, _, attr = _BUILTINS[name].partition(":")
-        import importlib
+    if factory is None:
+        target = _plugin_providers().get(name)
+        if isinstance(target, str):
+            module_name, _, attr = target.partition(":")
+            import importlib
 
-        factory = getattr(importlib.import_module(module_name), attr)
-        _REGISTRY[name] = factory
+            target = getattr(importlib.import_module(module_name), attr)
+        if target is not None:
+            factory = _REGISTRY[name] = target
     if factory is None:
         raise ConfigurationError(
             f"unknown provider {name!r}; available: {', '.join(list_providers())}. "

@@ -99,7 +99,7 @@ def open_storage(
     if isinstance(spec, StorageBackend):
         store = spec
     elif spec is None or isinstance(spec, os.PathLike):
-        from . import ExperimentStorage
+        from . import ExperimentStorage  # deferred: the storage package imports this module
 
         store = ExperimentStorage(spec if spec is not None else ".themis_cache")
     elif isinstance(spec, str):
@@ -118,7 +118,7 @@ def open_storage(
 def _from_string(text: str) -> StorageBackend:
     scheme = storage_scheme(text)
     if scheme is None:
-        from . import ExperimentStorage
+        from . import ExperimentStorage  # deferred: the storage package imports this module
 
         return ExperimentStorage(Path(os.path.expanduser(text)))
     module_name, class_name, extra, _ = _STORES[scheme]

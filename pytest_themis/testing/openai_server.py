@@ -24,177 +24,36 @@ prints the base URL on the first line of stdout and serves until it is killed.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import json
-import random
 import signal
-import socket
-import struct
 import sys
 import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import fields
 from typing import Any
 
-__all__ = ["FaultPlan", "OpenAIServer", "ServerStats", "default_responder"]
-
-Responder = Callable[[list[dict[str, Any]], dict[str, Any]], str]
-
-_RATE_FIELDS = (
-    "rate_429",
-    "rate_500",
-    "rate_503",
-    "rate_timeout",
-    "rate_reset",
-    "rate_malformed",
-    "rate_empty_choices",
-    "rate_length",
+from .faults import (
+    FaultPlan,
+    Responder,
+    ServerStats,
+    default_responder,
+    last_user_text,
+    parse_args,
 )
-_OUTCOME_OF_RATE = {
-    "rate_429": "rate_limit",
-    "rate_500": "error_500",
-    "rate_503": "error_503",
-    "rate_timeout": "timeout",
-    "rate_reset": "reset",
-    "rate_malformed": "malformed",
-    "rate_empty_choices": "empty_choices",
-    "rate_length": "length",
-}
-_REASONS = {
-    200: "OK",
-    400: "Bad Request",
-    401: "Unauthorized",
-    403: "Forbidden",
-    404: "Not Found",
-    405: "Method Not Allowed",
-    413: "Payload Too Large",
-    422: "Unprocessable Entity",
-    429: "Too Many Requests",
-    500: "Internal Server Error",
-    502: "Bad Gateway",
-    503: "Service Unavailable",
-}
-_ERROR_TYPES = {
-    400: "invalid_request_error",
-    401: "invalid_api_key",
-    403: "permission_denied",
-    404: "model_not_found",
-    422: "invalid_request_error",
-    429: "rate_limit_exceeded",
-}
-_MAX_BODY = 32 * 1024 * 1024
+from .responses import Exchange, respond
+from .wire import (
+    MAX_BODY,
+    ConnectionReset,
+    abort_with_rst,
+    error_body,
+    http_response,
+    read_chunked,
+)
 
-
-@dataclass
-class FaultPlan:
-    """What the server does wrong, and how often. Rates are shares of requests in ``[0, 1]``.
-
-    The rate faults are mutually exclusive (one uniform draw per request), so their sum must not
-    exceed 1. ``latency`` (seconds) delays every admitted request; ``timeout_delay`` is how long a
-    ``timeout`` request stalls before it would answer; ``retry_after`` (seconds) is sent with
-    every 429. ``status_for_model`` answers every request for a model with a fixed status.
-    """
-
-    latency: float = 0.0
-    rate_429: float = 0.0
-    retry_after: float = 1.0
-    rate_500: float = 0.0
-    rate_503: float = 0.0
-    rate_timeout: float = 0.0
-    timeout_delay: float = 30.0
-    rate_reset: float = 0.0
-    rate_malformed: float = 0.0
-    rate_empty_choices: float = 0.0
-    rate_length: float = 0.0
-    max_concurrency: int | None = None
-    status_for_model: dict[str, int] = field(default_factory=dict)
-    seed: int = 0
-
-    def __post_init__(self) -> None:
-        total = 0.0
-        for name in _RATE_FIELDS:
-            value = getattr(self, name)
-            if not 0.0 <= value <= 1.0:
-                raise ValueError(f"FaultPlan.{name} must be a share in [0, 1], got {value!r}")
-            total += value
-        if total > 1.0 + 1e-9:
-            raise ValueError(
-                f"FaultPlan fault rates add up to {total:g} > 1; lower some of "
-                f"{', '.join(_RATE_FIELDS)}"
-            )
-        for name in ("latency", "retry_after", "timeout_delay"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"FaultPlan.{name} must be >= 0 seconds")
-        if self.max_concurrency is not None and self.max_concurrency < 1:
-            raise ValueError("FaultPlan.max_concurrency must be >= 1 or None")
-
-    def draw(self, key: str, attempt: int) -> str:
-        """Outcome label of attempt number ``attempt`` (0-based) of the request ``key``."""
-        bands = [(getattr(self, name), _OUTCOME_OF_RATE[name]) for name in _RATE_FIELDS]
-        if not any(rate for rate, _ in bands):
-            return "ok"
-        u = random.Random(f"{self.seed}\x1f{attempt}\x1f{key}").random()
-        edge = 0.0
-        for rate, outcome in bands:
-            edge += rate
-            if u < edge:
-                return outcome
-        return "ok"
-
-
-@dataclass
-class ServerStats:
-    """What the server saw. ``arrivals`` holds ``(time.monotonic(), prompt, outcome)`` tuples."""
-
-    request_count: int = 0
-    requests_by_prompt: Counter[str] = field(default_factory=Counter)
-    max_in_flight: int = 0
-    arrivals: list[tuple[float, str, str]] = field(default_factory=list)
-    status_counts: Counter[int] = field(default_factory=Counter)
-    outcome_counts: Counter[str] = field(default_factory=Counter)
-    connections: int = 0
-
-    def arrivals_by_prompt(self) -> dict[str, list[tuple[float, str]]]:
-        """``{prompt: [(time, outcome), ...]}`` in arrival order."""
-        out: dict[str, list[tuple[float, str]]] = {}
-        for t, prompt, outcome in self.arrivals:
-            out.setdefault(prompt, []).append((t, outcome))
-        return out
-
-
-def default_responder(messages: list[dict[str, Any]], request: dict[str, Any]) -> str:
-    """Deterministic answer: ``#### <x>`` for a prompt line ``EXPECTED: <x>``, else an echo."""
-    prompt = _last_user_text(messages)
-    for line in prompt.splitlines():
-        stripped = line.strip()
-        if stripped.startswith("EXPECTED:"):
-            return f"#### {stripped[len('EXPECTED:') :].strip()}"
-    head = " ".join(prompt.split())[:60]
-    return f"Answer from {request.get('model', 'model')}: {head}"
-
-
-def _last_user_text(messages: Sequence[Any]) -> str:
-    for message in reversed(messages):
-        if isinstance(message, dict) and message.get("role") == "user":
-            return _content_text(message.get("content"))
-    if messages and isinstance(messages[-1], dict):
-        return _content_text(messages[-1].get("content"))
-    return ""
-
-
-def _content_text(content: Any) -> str:
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):  # OpenAI content parts
-        return "".join(p.get("text", "") for p in content if isinstance(p, dict))
-    return "" if content is None else str(content)
-
-
-class _Reset(Exception):
-    """Close the connection without answering."""
+__all__ = ["FaultPlan", "OpenAIServer", "ServerStats", "default_responder", "main"]
 
 
 class OpenAIServer:
@@ -372,15 +231,15 @@ class OpenAIServer:
                     return
                 keep_alive, status, payload, extra = await self._handle_request(head, reader)
                 if status == 0:
-                    raise _Reset
+                    raise ConnectionReset
                 if writer.transport.is_closing():  # the client gave up (e.g. a stalled request)
                     return
-                writer.write(_http_response(status, payload, extra, keep_alive))
+                writer.write(http_response(status, payload, extra, keep_alive))
                 await writer.drain()
                 if not keep_alive:
                     return
-        except _Reset:
-            _abort_with_rst(writer)
+        except ConnectionReset:
+            abort_with_rst(writer)
         except (ConnectionError, asyncio.IncompleteReadError):
             pass
         except asyncio.CancelledError:
@@ -398,7 +257,7 @@ class OpenAIServer:
         lines = head.decode("latin-1").split("\r\n")
         parts = lines[0].split(" ")
         if len(parts) != 3:
-            return False, 400, _error_body("malformed request line", 400), {}
+            return False, 400, error_body("malformed request line", 400), {}
         method, target, version = parts
         headers: dict[str, str] = {}
         for line in lines[1:]:
@@ -409,21 +268,21 @@ class OpenAIServer:
         keep_alive = connection != "close" and (version == "HTTP/1.1" or connection == "keep-alive")
         body = b""
         if headers.get("transfer-encoding", "").lower() == "chunked":
-            body = await _read_chunked(reader)
+            body = await read_chunked(reader)
         elif "content-length" in headers:
             length = int(headers["content-length"])
-            if length > _MAX_BODY:
-                return False, 413, _error_body("request body too large", 413), {}
+            if length > MAX_BODY:
+                return False, 413, error_body("request body too large", 413), {}
             body = await reader.readexactly(length)
         path = target.split("?", 1)[0].rstrip("/")
         if path.endswith("/chat/completions"):
             if method != "POST":
-                return keep_alive, 405, _error_body(f"use POST for {path}", 405), {}
+                return keep_alive, 405, error_body(f"use POST for {path}", 405), {}
             status, payload, extra = await self._chat(headers, body)
             return keep_alive, status, payload, extra
         if path.endswith("/models") and method == "GET":
             return keep_alive, 200, self._models_body(), {}
-        return keep_alive, 404, _error_body(f"unknown path {method} {path}", 404), {}
+        return keep_alive, 404, error_body(f"unknown path {method} {path}", 404), {}
 
     def _models_body(self) -> bytes:
         names = ["fake-chat", *sorted(self._plan.status_for_model)]
@@ -441,11 +300,11 @@ class OpenAIServer:
             messages = request["messages"]
             model = str(request.get("model", ""))
         except (ValueError, KeyError, TypeError):
-            return 400, _error_body("body must be JSON with a 'messages' list", 400), {}
+            return 400, error_body("body must be JSON with a 'messages' list", 400), {}
         if not isinstance(messages, list):
-            return 400, _error_body("'messages' must be a list", 400), {}
+            return 400, error_body("'messages' must be a list", 400), {}
         plan = self._plan
-        prompt = _last_user_text(messages)
+        prompt = last_user_text(messages)
         key = "\x1f".join(
             (
                 model,
@@ -480,8 +339,13 @@ class OpenAIServer:
         try:
             if outcome != "busy" and plan.latency > 0:
                 await asyncio.sleep(plan.latency)
-            status, payload, extra = await self._respond(
-                outcome, plan, model, messages, request, headers
+            status, payload, extra = await respond(
+                outcome,
+                plan,
+                Exchange(model, messages, request, headers),
+                self._responder,
+                f"chatcmpl-{self._stats.request_count}",
+                self._created,
             )
             return status, payload, extra
         finally:
@@ -490,150 +354,12 @@ class OpenAIServer:
                 if status:
                     self._stats.status_counts[status] += 1
 
-    async def _respond(
-        self,
-        outcome: str,
-        plan: FaultPlan,
-        model: str,
-        messages: list[dict[str, Any]],
-        request: dict[str, Any],
-        headers: dict[str, str],
-    ) -> tuple[int, bytes, dict[str, str]]:
-        if outcome == "reset":
-            return 0, b"", {}
-        if outcome in ("rate_limit", "busy"):
-            wait = plan.retry_after
-            extra = {"Retry-After": f"{wait:g}", "retry-after-ms": str(int(wait * 1000))}
-            message = "too many requests in flight" if outcome == "busy" else "rate limit reached"
-            return 429, _error_body(message, 429), extra
-        if outcome == "error_500":
-            return 500, _error_body("the server had an error processing your request", 500), {}
-        if outcome == "error_503":
-            return 503, _error_body("the engine is currently overloaded", 503), {}
-        if outcome.startswith("status_"):
-            status = int(outcome[len("status_") :])
-            message = f"request for model {model!r} refused"
-            if status in (401, 403):
-                # Echo the credentials like a careless provider would, to test redaction.
-                custom = ", ".join(
-                    f"{k}={v}"
-                    for k, v in headers.items()
-                    if k.startswith("x-") and not k.startswith("x-stainless")
-                )
-                message = f"Incorrect API key provided: {headers.get('authorization', '')!r}"
-                if custom:
-                    message += f" (headers: {custom})"
-            return status, _error_body(message, status), {}
-        if outcome == "malformed":
-            return 200, b"<html>upstream proxy error: this is not JSON", {}
-        if outcome == "timeout":
-            await asyncio.sleep(plan.timeout_delay)
-        text = self._responder(messages, request)
-        finish_reason = "stop"
-        max_tokens = request.get("max_tokens") or request.get("max_completion_tokens")
-        words = text.split()
-        if isinstance(max_tokens, int) and 0 < max_tokens < len(words):
-            text = " ".join(words[:max_tokens])
-            finish_reason = "length"
-        if outcome == "length":
-            finish_reason = "length"
-        prompt_tokens = sum(len(_content_text(m.get("content")).split()) for m in messages)
-        completion_tokens = len(text.split())
-        choices: list[dict[str, Any]] = []
-        if outcome != "empty_choices":
-            choices.append(
-                {
-                    "index": 0,
-                    "message": {"role": "assistant", "content": text},
-                    "logprobs": None,
-                    "finish_reason": finish_reason,
-                }
-            )
-        payload = {
-            "id": f"chatcmpl-{self._stats.request_count}",
-            "object": "chat.completion",
-            "created": self._created,
-            "model": model,
-            "choices": choices,
-            "usage": {
-                "prompt_tokens": prompt_tokens,
-                "completion_tokens": completion_tokens,
-                "total_tokens": prompt_tokens + completion_tokens,
-            },
-        }
-        return 200, json.dumps(payload).encode(), {}
-
-
-async def _read_chunked(reader: asyncio.StreamReader) -> bytes:
-    chunks: list[bytes] = []
-    while True:
-        size_line = await reader.readuntil(b"\r\n")
-        size = int(size_line.split(b";", 1)[0].strip() or b"0", 16)
-        if size == 0:
-            await reader.readuntil(b"\r\n")  # trailer terminator
-            return b"".join(chunks)
-        chunks.append(await reader.readexactly(size))
-        await reader.readexactly(2)
-
-
-def _error_body(message: str, status: int) -> bytes:
-    error = {"message": message, "type": _ERROR_TYPES.get(status, "server_error"), "code": status}
-    return json.dumps({"error": error}).encode()
-
-
-def _http_response(status: int, body: bytes, extra: dict[str, str], keep_alive: bool) -> bytes:
-    head = [
-        f"HTTP/1.1 {status} {_REASONS.get(status, 'Error')}",
-        "Content-Type: application/json",
-        f"Content-Length: {len(body)}",
-        "Connection: keep-alive" if keep_alive else "Connection: close",
-    ]
-    head += [f"{name}: {value}" for name, value in extra.items()]
-    return ("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + body
-
-
-def _abort_with_rst(writer: asyncio.StreamWriter) -> None:
-    sock = writer.get_extra_info("socket")
-    if sock is not None:
-        try:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-        except OSError:
-            pass
-    writer.transport.abort()
-
 
 # -- command line ------------------------------------------------------------------------------
 
 
-def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        prog="python -m pytest_themis.testing.openai_server",
-        description="Serve a fault-injecting OpenAI-compatible API on 127.0.0.1 until killed. "
-        "The first line of stdout is the base URL.",
-    )
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=0)
-    defaults = FaultPlan()
-    for f in fields(FaultPlan):
-        if f.name in ("status_for_model", "max_concurrency"):
-            continue
-        kind = int if f.name == "seed" else float
-        parser.add_argument(
-            "--" + f.name.replace("_", "-"), type=kind, default=getattr(defaults, f.name)
-        )
-    parser.add_argument("--max-concurrency", type=int, default=None)
-    parser.add_argument(
-        "--status-for-model",
-        action="append",
-        default=[],
-        metavar="MODEL=STATUS",
-        help="always answer requests for MODEL with STATUS (repeatable)",
-    )
-    return parser.parse_args(argv)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parse_args(argv)
+    args = parse_args(argv)
     forced: dict[str, int] = {}
     for item in args.status_for_model:
         model, _, status = item.rpartition("=")

@@ -54,4 +54,4 @@ def test_level4_manual_assembly_sweep(tmp_path):
     out = _run("level4_manual_assembly.py", tmp_path)
     assert "Total evaluations executed: 24" in out  # 3 rows x 2 models x 2 prompts x 2 sampling
     assert len(re.findall(r"ExactMatch=\d\.\d\d", out)) == 8
-    assert "fake-oracle-zero_shot-t0 " in out
+    assert "fake-oracle-zero_shot-t0-m256 " in out  # max_tokens=256 is part of the id

@@ -8,13 +8,16 @@ import pytest
 
 pytestmark = pytest.mark.timeout(120)
 
-#: Exactly what a run that does not use themis imports of ours: the entry point and the option
-#: table (plus their packages). Option parsing, the run state and the engine load on first use.
+#: Exactly what a run that does not use themis imports of ours: the entry point, the option
+#: table and the hook specs (plus their packages). Option parsing, the run state and the engine
+#: load on first use.
 PLAIN_RUN_MODULES = {
     "pytest_themis",
     "pytest_themis.plugin",
     "pytest_themis._pytest",
     "pytest_themis._pytest.flags",
+    # the specs of themis' pytest hooks, which conftest files may implement (no imports)
+    "pytest_themis._pytest.newhooks",
 }
 
 
@@ -110,7 +113,13 @@ def test_a_themis_flag_on_a_plain_suite_checks_options_but_loads_no_engine(
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--themis-limit=3")
     result.assert_outcomes(passed=1)
     imported = set(json.loads((pytester.path / "modules.json").read_text()))
-    option_parsing = {"pytest_themis._pytest.options", "pytest_themis._pytest.state"}
+    option_parsing = {
+        "pytest_themis._pytest.options",
+        "pytest_themis._pytest.state",
+        # the shared defaults (cache folder and modes): constants, no imports
+        "pytest_themis.core",
+        "pytest_themis.core.defaults",
+    }
     assert imported == PLAIN_RUN_MODULES | option_parsing, sorted(imported)
     assert not (pytester.path / ".themis_cache").exists()
 

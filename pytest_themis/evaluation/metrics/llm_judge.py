@@ -111,7 +111,7 @@ class LLMJudge(Metric):
             raise ConfigurationError(
                 f"LLMJudge scale must be two integers (low, high) with low < high, got {scale!r}"
             )
-        from ...api import parse_model  # deferred: api imports the evaluation package
+        from ...providers.models import parse_model  # deferred: only a judge named by a string
 
         self.model = parse_model(model, **model_options)
         self.rubric = rubric.strip()
