@@ -108,3 +108,48 @@ def test_pytest_door_stores_in_postgres_and_reruns_from_it(
         pg_server.psql(f"SELECT count(*) FROM {table} WHERE key LIKE 'gen:%'", "themis") == "50\n"
     )
     assert not (pytester.path / ".themis_cache" / "cache.db").exists()  # nothing went to a folder
+
+
+def test_level4_sweep_on_a_store_url(pg_url: str) -> None:
+    from pytest_themis.core.entities import ModelSpec, SamplingConfig
+    from pytest_themis.evaluation.extractors import IdentityExtractor
+    from pytest_themis.evaluation.metrics.exact_match import ExactMatch
+    from pytest_themis.evaluation.pipeline import EvaluationPipeline
+    from pytest_themis.experiment.cache_manager import CacheManager
+    from pytest_themis.experiment.orchestrator import ExperimentOrchestrator
+    from pytest_themis.generation.plan import GenerationPlan
+    from pytest_themis.generation.runner import GenerationRunner
+    from pytest_themis.generation.templates import PromptTemplate
+
+    rows = [{"id": f"r{i}", "q": f"{i}+{i}", "a": str(2 * i)} for i in range(20)]
+    plan = GenerationPlan(
+        templates=[PromptTemplate(name="plain", template="{q}")],
+        models=[
+            ModelSpec(identifier="fake-oracle", provider="fake"),
+            ModelSpec(identifier="fake-math-llm", provider="fake"),
+        ],
+        sampling_parameters=[SamplingConfig(temperature=0.0), SamplingConfig(temperature=0.7)],
+        reference_field="a",
+    )
+    reports = []
+    for _ in range(2):
+        cache = CacheManager(storage=pg_url)  # the URL, as evaluate() and the flag take it
+        runner = GenerationRunner(max_parallel=8)
+        orchestrator = ExperimentOrchestrator(
+            generation_plan=plan,
+            generation_runner=runner,
+            evaluation_pipeline=EvaluationPipeline(IdentityExtractor(), [ExactMatch()]),
+            cache_manager=cache,
+        )
+        try:
+            reports.append(orchestrator.run(dataset=rows, run_id="sweep"))
+        finally:
+            runner.close()
+            cache.storage.close()
+    first, second = reports
+    assert len(first.records) == len(second.records) == 80
+    assert sum(r.generation.cached for r in first.records) == 0
+    assert sum(r.generation.cached for r in second.records) == 80
+    assert len(_stored_keys(pg_url)) == 80
+    cache_info = first.manifest["settings"]["cache"]
+    assert (cache_info["name"], cache_info["table"]) == ("PostgresStorage", pg_url.split("=")[-1])
