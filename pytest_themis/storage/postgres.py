@@ -130,7 +130,7 @@ class PostgresStorage(StorageBackend):
             conn.execute(sql.create)
 
     def _drop(self) -> None:
-        self._staged = False
+        self._staged = self._table_ready = False  # a new connection checks both again
         conn, self._conn = self._conn, None
         if conn is not None:
             try:
