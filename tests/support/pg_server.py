@@ -204,8 +204,15 @@ def running_server() -> Iterator[PostgresServer]:
     bin_dir = _bin_dir()
     if bin_dir is None or not (bin_dir / "initdb").exists():
         service_missing("PostgreSQL", HOW)
-    if os.geteuid() == 0 and shutil.which("runuser") is None:
-        service_missing("PostgreSQL", "runuser is needed to start PostgreSQL as a non-root user")
+    if os.geteuid() == 0:
+        import pwd
+
+        try:
+            pwd.getpwnam("postgres")
+        except KeyError:
+            service_missing("PostgreSQL", "as root, a 'postgres' user is needed to run the server")
+        if shutil.which("runuser") is None:
+            service_missing("PostgreSQL", "as root, runuser is needed to run the server")
     server = PostgresServer(bin_dir)
     try:
         server.init()
