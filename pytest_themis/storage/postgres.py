@@ -28,7 +28,7 @@ SCHEMES = ("postgresql", "postgres")
 _NAME = r"[A-Za-z_][A-Za-z0-9_]{0,62}"
 _TABLE_RE = re.compile(rf"^{_NAME}(\.{_NAME})?$")
 #: Keys per statement in get_many.
-_CHUNK = 2000
+_CHUNK = 10_000
 #: The per-connection temporary table set_many stages its rows in.
 STAGING = "themis_staging_rows"
 

@@ -51,9 +51,10 @@ def test_round_trip_keeps_the_checksummed_format(pg_url: str) -> None:
     store.close()
 
 
-def test_get_many_set_many_and_keys(pg_url: str) -> None:
+def test_get_many_set_many_and_keys(pg_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("pytest_themis.storage.postgres._CHUNK", 1000)  # several queries
     store = PostgresStorage(pg_url)
-    items = [(f"gen:{i:05d}", {"text": str(i)}) for i in range(4500)]  # more than one chunk
+    items = [(f"gen:{i:05d}", {"text": str(i)}) for i in range(4500)]
     store.set_many(items + [("gen:00007", {"text": "later"})])  # a repeated key: the last wins
     store.set("run:abc", {"cells": []})
     wanted = [f"gen:{i:05d}" for i in range(0, 4600, 3)] + ["gen:00007", "gen:00007"]
