@@ -453,14 +453,23 @@ class S3Storage(StorageBackend):
         self._seq += 1
         return f"{self.prefix}objects/{now:020d}-{self._writer}-{self._seq:08d}"
 
-    def _write(self, entries: list[tuple[str, bytes]], level: int = 0) -> None:
+    def _write(self, entries: list[tuple[str, bytes]]) -> None:
+        from botocore.exceptions import BotoCoreError, ClientError
+
         client = self.client
         name = self._next_name()
         client.put_object(Bucket=self.bucket, Key=name, Body=encode_batch(entries))
         self._seen.add(name)
         self._apply(name, entries)
-        self._own.append(_OwnObject(name, level, entries))
-        self._merge_own()
+        self._own.append(_OwnObject(name, 0, entries))
+        try:
+            self._merge_own()
+        except (BotoCoreError, ClientError) as exc:  # the batch is stored; only tidying failed
+            warnings.warn(
+                f"could not merge objects in {self.url} ({type(exc).__name__}); the data is "
+                "stored, reruns will need more GETs",
+                stacklevel=5,
+            )
 
     def _merge_own(self) -> None:
         """Tiered merging of this writer's objects: ``fanout`` of a level make one of the next."""

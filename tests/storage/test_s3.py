@@ -521,3 +521,17 @@ def test_compacting_while_a_writer_merges_loses_nothing(
     assert sorted(int(k[4:]) for k in found) == list(range(600))
     assert all(v == {"writer": "w", "i": int(k[4:]), "pad": "w" * 50} for k, v in found.items())
     assert len(own) == 30
+
+
+def test_a_failed_merge_is_a_warning_and_the_written_batch_stays(
+    s3_server: MotoServer, s3_bucket: str, s3_proxy: FaultProxy
+) -> None:
+    store = _store(s3_proxy.endpoint, s3_bucket, fanout=2, max_attempts=2)
+    store.set("gen:a", {"v": 1})
+    s3_proxy.fail_when = lambda method, path: method == "PUT" and "~" in path  # merged objects
+    with pytest.warns(UserWarning, match="could not merge"):
+        store.set("gen:b", {"v": 2})
+    assert s3_proxy.faults == 2
+    assert len(_objects(s3_server.endpoint, s3_bucket)) == 2
+    fresh = _store(s3_server.endpoint, s3_bucket)
+    assert fresh.get_many(["gen:a", "gen:b"]) == {"gen:a": {"v": 1}, "gen:b": {"v": 2}}

@@ -18,7 +18,7 @@ import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -89,7 +89,7 @@ class FaultProxy:
 
     ``counts`` holds forwarded requests by method (``GET`` includes LIST calls); ``faults`` the
     requests answered with an injected 500/503. ``fail_next = n`` answers the next ``n``
-    requests with 503 SlowDown whatever the rate.
+    requests with 503 SlowDown whatever the rate; so does ``fail_when(method, path)`` when true.
     """
 
     def __init__(self, upstream: str, fault_rate: float = 0.0, seed: int = 0) -> None:
@@ -98,6 +98,7 @@ class FaultProxy:
         self.upstream_port = int(port)
         self.fault_rate = fault_rate
         self.fail_next = 0
+        self.fail_when: Callable[[str, str], bool] | None = None
         self._random = random.Random(seed)
         self._lock = threading.Lock()
         self.counts: Counter[str] = Counter()
@@ -126,7 +127,7 @@ class FaultProxy:
 
             def _handle(self) -> None:
                 body = self._body()
-                fault = proxy._draw()
+                fault = proxy._draw(self.command, self.path)
                 if fault is not None:
                     status, code = fault
                     payload = _error_body(code, "injected fault")
@@ -161,8 +162,11 @@ class FaultProxy:
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
         self._thread.start()
 
-    def _draw(self) -> tuple[int, str] | None:
+    def _draw(self, method: str, path: str) -> tuple[int, str] | None:
         with self._lock:
+            if self.fail_when is not None and self.fail_when(method, path):
+                self.faults += 1
+                return 503, "SlowDown"
             if self.fail_next > 0:
                 self.fail_next -= 1
                 self.faults += 1
