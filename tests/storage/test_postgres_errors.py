@@ -20,7 +20,7 @@ pytestmark = pytest.mark.timeout(120)
 ROWS = [{"id": "r1", "q": "2+2", "a": "4"}, {"id": "r2", "q": "3*5", "a": "15"}]
 
 
-def _evaluate_with(storage: str) -> tuple[list[str], BaseException]:
+def _evaluate_with(storage: Any) -> tuple[list[str], BaseException]:
     """Run evaluate() on a recording model; return the prompts it got and the error raised."""
     prompts: list[str] = []
 
@@ -78,6 +78,15 @@ def test_bad_postgres_input_is_one_line_before_any_request(
     assert prompts == []
     assert PASSWORD not in message
     assert re.search(expected, message), message
+
+
+def test_an_instance_is_opened_before_any_request(bad_urls: dict[str, str]) -> None:
+    from pytest_themis.storage.postgres import PostgresStorage
+
+    store = PostgresStorage(bad_urls["wrong password"])  # constructing it does not connect
+    prompts, exc = _evaluate_with(store)
+    assert prompts == []
+    assert "rejected the password" in _one_line(exc)
 
 
 def test_unknown_scheme_lists_the_supported_ones() -> None:
