@@ -215,8 +215,8 @@ def test_evaluate_completes_through_10_percent_faults_and_reruns_from_the_store(
     from pytest_themis import evaluate
 
     s3_proxy.fault_rate = 0.10
-    storage = S3Storage(f"s3://{s3_bucket}/demo", endpoint_url=s3_proxy.endpoint)
-    # One request at a time, 20 ms each: every finished generation is its own PUT.
+    # One entry per object whatever the runner batches: the same request sequence every time.
+    storage = S3Storage(f"s3://{s3_bucket}/demo", endpoint_url=s3_proxy.endpoint, batch_size=1)
     options: dict[str, Any] = {"model": "fake:fake-math-llm", "max_parallel": 1, "latency": 0.02}
     first = evaluate("demo", storage=storage, **options)
     assert len(first.records) == 50 and not first.failures
