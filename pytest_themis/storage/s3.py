@@ -255,6 +255,7 @@ class S3Storage(StorageBackend):
         try:
             import boto3
             from botocore.config import Config
+            from botocore.exceptions import BotoCoreError
         except ImportError:
             raise ConfigurationError(f"S3Storage needs boto3: {_INSTALL}") from None
         options = dict(self._client_options)
@@ -272,15 +273,31 @@ class S3Storage(StorageBackend):
                 request_checksum_calculation="when_required",
                 response_checksum_validation="when_required",
             )
-            clients.append(
-                session.client(
+            try:
+                client = session.client(
                     "s3",
                     endpoint_url=self.endpoint_url,
                     region_name=self.region_name or session.region_name or "us-east-1",
                     config=user_config.merge(config) if user_config is not None else config,
                     **options,
                 )
-            )
+            except BotoCoreError as exc:  # partial credentials, a malformed region …
+                raise ConfigurationError(
+                    f"cannot set up the S3 client for {self.url} ({type(exc).__name__}); check "
+                    "region_name and the aws_* options"
+                ) from None
+            except ValueError:  # botocore: "Invalid endpoint"
+                raise ConfigurationError(
+                    f"S3 endpoint {self._where()!r} is not a URL like http://host:port; fix "
+                    "endpoint_url / AWS_ENDPOINT_URL"
+                ) from None
+            except TypeError:
+                names = ", ".join(sorted(options))
+                raise ConfigurationError(
+                    f"S3Storage got options boto3.client does not take ({names}); see boto3's "
+                    "Session.client for the valid ones"
+                ) from None
+            clients.append(client)
         return clients[0], clients[1]
 
     def _endpoint(self) -> str | None:

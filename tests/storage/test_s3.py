@@ -276,6 +276,24 @@ def test_bad_setup_is_one_line_error_before_any_request(
     assert time.monotonic() - started < 30
 
 
+@pytest.mark.parametrize(
+    ("options", "expected"),
+    [
+        ({"endpoint_url": "not a url"}, "is not a URL"),
+        ({"aws_access_key_id": "AKIAEXAMPLE"}, "PartialCredentialsError"),
+        ({"region_name": "not a region!"}, "InvalidRegionError"),
+        ({"aws_secret_access_key": CANARY, "no_such_option": 1}, "no_such_option"),
+    ],
+)
+def test_bad_client_options_are_one_line_errors(
+    options: dict[str, Any], expected: str, s3_env: dict[str, str]
+) -> None:
+    with pytest.raises(ConfigurationError, match=expected) as info:
+        S3Storage("s3://bucket/prefix", **options).open()
+    assert "\n" not in str(info.value)
+    assert CANARY not in str(info.value)
+
+
 def test_bad_url_and_missing_boto3_name_the_fix(monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(ConfigurationError, match="s3://bucket/prefix"):
         S3Storage("https://bucket/prefix")
