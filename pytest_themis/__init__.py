@@ -35,6 +35,8 @@ _EXPORTS = {
     "register_benchmark": "pytest_themis.presets",
     "list_benchmarks": "pytest_themis.presets",
     "get_benchmark_preset": "pytest_themis.presets",
+    "Comparison": "pytest_themis.comparison",
+    "CellComparison": "pytest_themis.comparison",
 }
 
 __all__ = sorted(_EXPORTS) + ["__version__"]

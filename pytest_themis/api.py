@@ -66,6 +66,7 @@ def evaluate(
     max_cost_usd: float | None = None,
     data_dir: str | os.PathLike[str] | None = None,
     progress: Callable[[Any], None] | None = None,
+    baseline: Any = None,
     **provider_options: Any,
 ) -> ExperimentReport:
     """Run a benchmark preset or your own rows against one or more models and score them.
@@ -79,9 +80,12 @@ def evaluate(
     keyword arguments are provider options (``api_base``, ``api_key`` …); unknown ones are
     rejected. ``execution_backend`` is an ``ExecutionBackend`` or a registered name (``"local"``,
     ``"sequential"``, or one a plugin adds). ``storage_backend=`` and ``resume=`` are deprecated
-    spellings of ``storage=`` and ``cache="refresh"``.
+    spellings of ``storage=`` and ``cache="refresh"``. Each run's per-sample results are kept in
+    the store by run id; ``baseline`` (an earlier report, manifest path, run id or ``latest``) is
+    loaded before anything is generated and the comparison lands in ``report.comparison``.
     """
-    from .experiment.builder import run_request
+    from .comparison.runs import finish_run, resolve_baseline
+    from .experiment.builder import build_orchestrator
 
     if storage_backend is not None:
         _deprecated("storage_backend=", "storage=")
@@ -126,7 +130,16 @@ def evaluate(
         cache=CacheSettings(mode=cache, storage=storage),
         run_id=run_id,
     )
-    return run_request(request, progress=progress)
+    assembled = build_orchestrator(request)
+    cache_manager = assembled.orchestrator.cache
+    try:
+        baseline_run = resolve_baseline(baseline, cache_manager)
+    except BaseException:
+        assembled.orchestrator.runner.close()
+        raise
+    report = assembled.run(progress=progress)
+    finish_run(report, baseline_run, cache_manager)
+    return report
 
 
 def _deprecated(old: str, new: str) -> None:

@@ -56,6 +56,20 @@ FLAGS: tuple[tuple[str, str | None, str, bool, str, str], ...] = (
      "id of this run in the manifest (default: generated)"),
     ("max_cost_usd", "themis_max_cost_usd", "positive", False, "X",
      "stop sending requests once this many dollars were spent"),
+    ("baseline", "themis_baseline", "baseline", False, "PATH|RUN_ID|latest",
+     "compare every cell with this earlier run (a manifest or runs/<run_id>.json file, a run "
+     "id kept in the cache, or latest)"),
+    ("fail_on_regression", None, "optional_margin", False, "MARGIN",
+     "fail a cell whose drop vs the baseline beyond MARGIN (default 0) is significant after "
+     "Holm; write --themis-fail-on-regression=0.02, or put the bare flag after the paths"),
+    ("require_noninferior", None, "margin", False, "MARGIN",
+     "fail a cell unless the lower 95% bound of its difference vs the baseline is above "
+     "-MARGIN (an inconclusive comparison fails)"),
+    ("samples", None, "text", False, "PATH",
+     "where to write the per-sample results as JSON Lines (default: "
+     "<manifest dir>/runs/<run_id>.samples.jsonl)"),
+    ("log_prompts", "themis_log_prompts", "log_prompts", False, "{full,hash}",
+     "record each prompt in the per-sample results in full (default) or as its SHA-256"),
 )  # fmt: skip
 
 
@@ -84,6 +98,10 @@ def add_options(parser: pytest.Parser) -> None:
     group = parser.getgroup("themis", "LLM evaluations (pytest-themis)")
     for dest, ini, kind, many, metavar, text in FLAGS:
         flag = flag_name(dest)
+        # an optional value (``--flag`` or ``--flag=X``): the bare flag stores 0.0
+        optional: dict[str, Any] = (
+            {"nargs": "?", "const": 0.0} if kind.startswith("optional_") else {}
+        )
         group.addoption(
             flag,
             dest="themis_" + dest,
@@ -92,6 +110,7 @@ def add_options(parser: pytest.Parser) -> None:
             type=_Value(kind, flag),
             metavar=metavar,
             help=text.replace("%", "%%"),  # argparse %-formats flag help, not ini help
+            **optional,
         )
         if ini is not None:
             ini_type: Any = "args" if many else "string"

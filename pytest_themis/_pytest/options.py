@@ -33,6 +33,7 @@ __all__ = [
 ]
 
 GATE_MODES = ("point", "lower")
+LOG_PROMPT_MODES = ("full", "hash")
 
 Parser = Callable[[str], Any]
 
@@ -149,13 +150,13 @@ def _storage_parser(where: str) -> Parser:
 
 def parse_fail_under(raw: str, where: str = "--themis-fail-under") -> FailUnder:
     """Parse ``VALUE`` or ``METRIC=VALUE`` (``METRIC`` any spelling: ExactMatch, exact_match)."""
-    expected = "[METRIC=]VALUE, e.g. 0.8 or ExactMatch=0.8"
+    expected = "[METRIC=]VALUE, e.g. 0.8, ExactMatch=0.8 or pass@5=0.9"
     text = str(raw).strip()
     metric, sep, number = text.rpartition("=")
     metric = metric.strip()
     if sep and not metric:
         raise _usage(where, expected, raw)
-    if metric and not all(ch.isalnum() or ch in "_-." for ch in metric):
+    if metric and not all(ch.isalnum() or ch in "_-.@" for ch in metric):
         raise _usage(where, expected, raw)
     try:
         value = float(number.strip())
@@ -164,6 +165,19 @@ def parse_fail_under(raw: str, where: str = "--themis-fail-under") -> FailUnder:
     if not math.isfinite(value):
         raise _usage(where, expected, raw)
     return FailUnder(metric or None, value)
+
+
+def _margin_parser(where: str) -> Parser:
+    def parse(raw: str) -> float:
+        try:
+            value = float(str(raw).strip())
+        except ValueError:
+            raise _usage(where, "a margin in [0, 1] (e.g. 0.02)", raw) from None
+        if not 0.0 <= value <= 1.0:
+            raise _usage(where, "a margin in [0, 1] (e.g. 0.02)", raw)
+        return value
+
+    return parse
 
 
 #: Parser factories by the ``kind`` column of :data:`.flags.FLAGS`; each takes the name shown in
@@ -180,9 +194,18 @@ PARSERS: dict[str, Callable[[str], Parser]] = {
     "fail_under": lambda where: lambda raw: parse_fail_under(raw, where),
     "run_id": _run_id_parser,
     "storage": _storage_parser,
+    "baseline": _text_parser,
+    "margin": _margin_parser,
+    "optional_margin": _margin_parser,  # the flag's value may be left out (see flags.py)
+    "log_prompts": lambda where: _choice_parser(where, LOG_PROMPT_MODES),
 }
 
-_DEFAULTS: dict[str, Any] = {"gate": "point", "max_errors": 0, "cache": "use"}
+_DEFAULTS: dict[str, Any] = {
+    "gate": "point",
+    "max_errors": 0,
+    "cache": "use",
+    "log_prompts": "full",
+}
 
 
 def parse_value(kind: str, where: str, raw: str) -> Any:
@@ -269,6 +292,19 @@ class ThemisOptions:
     @property
     def manifest_path(self) -> Path:
         return self._path("manifest") or (self.cache_dir / "manifest.json")
+
+    @property
+    def samples_path(self) -> Path | None:
+        return self._path("samples")
+
+    @property
+    def baseline(self) -> str | None:
+        """``--themis-baseline``: a path (resolved like the other paths), a run id or latest."""
+        raw = self.get("baseline")
+        if raw is None or raw == "latest":
+            return raw
+        path = self._path("baseline")
+        return str(path) if path is not None and path.is_file() else str(raw)
 
 
 def resolve_options(config: pytest.Config) -> ThemisOptions:

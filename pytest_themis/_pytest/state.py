@@ -26,6 +26,10 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = ["RESULT_PROPERTY", "ThemisState", "start_state"]
 
+_RECORDER = "themis-runs"
+#: Options that need the baseline loaded when the run starts.
+_COMPARISON_OPTIONS = ("baseline", "fail_on_regression", "require_noninferior")
+
 #: Name of the report ``user_properties`` entry that carries a cell result to the controller.
 RESULT_PROPERTY = "themis_result"
 
@@ -54,7 +58,21 @@ class ThemisState:
             from .session import ThemisSession
 
             self._session = ThemisSession(self.config, self.options, self.run_id)
+            self.ensure_recorder()
         return self._session
+
+    @property
+    def outcomes(self) -> list[Any]:
+        """The cells this process evaluated (empty before the engine session starts)."""
+        return list(self._session.outcomes.values()) if self._session is not None else []
+
+    def ensure_recorder(self) -> None:
+        """Register the per-sample results and baseline hooks (once themis evaluates)."""
+        manager = self.config.pluginmanager
+        if manager.get_plugin(_RECORDER) is None:
+            from .baseline import RunRecorder
+
+            manager.register(RunRecorder(self), _RECORDER)
 
     # -- hooks ----------------------------------------------------------------------------------
 
@@ -115,6 +133,7 @@ class ThemisState:
         for prop in report.user_properties:
             if len(prop) == 2 and prop[0] == RESULT_PROPERTY:
                 result = json.loads(str(prop[1]))
+                self.ensure_recorder()  # the xdist controller: collects the workers' samples
                 known = self.results.get(result["key"])
                 # a second xdist worker re-reading a cell from the cache does not replace the
                 # result of the worker that generated it
@@ -156,6 +175,9 @@ class ThemisState:
     def close(self) -> None:
         """Unregister the hooks and stop the prestarted workers at the end of the run."""
         manager = self.config.pluginmanager
+        recorder = manager.get_plugin(_RECORDER)
+        if recorder is not None:
+            manager.unregister(recorder)
         if manager.is_registered(self):
             manager.unregister(self)
         if self.owns_worker_pool:
@@ -189,6 +211,8 @@ def start_state(config: pytest.Config) -> ThemisState:
         run_id = workerinput["themis_run_id"]
     state = ThemisState(config, options, run_id or _new_run_id())
     config.pluginmanager.register(state, "themis-state")
+    if any(options.get(name) is not None for name in _COMPARISON_OPTIONS):
+        state.ensure_recorder()  # a bad baseline is a usage error now, before any generation
     state.owns_worker_pool = _prestart_generation_workers(config, options)
     return state
 

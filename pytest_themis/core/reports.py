@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import math
 import operator
-from collections.abc import Callable, Iterable
+import os
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from .entities import (
     CellSpec,
@@ -16,6 +18,9 @@ from .entities import (
     TokenUsage,
 )
 from .statistics import aggregate
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..comparison.results import Comparison
 
 __all__ = ["EvaluationReport", "ExperimentReport", "GATE_OPERATORS"]
 
@@ -44,6 +49,8 @@ class EvaluationReport:
     cost: float = 0.0
     duration: float = 0.0
     incomplete: bool = False
+    #: The run this report belongs to (set by :class:`ExperimentReport`); used by :meth:`compare`.
+    run: ExperimentReport | None = field(default=None, repr=False, compare=False)
     #: Samples a metric could not score (judge failures), summed over metrics; never scores.
     metric_errors: int = 0
 
@@ -83,6 +90,10 @@ class EvaluationReport:
                     values[name].append(score.value)
                     ids[name].append(sample_id)
         metrics = MetricMap({n: aggregate(n, values[n], ids[n]) for n in names})
+        if any(r.generation.task.sample_index for r in records):
+            from ..comparison.epochs import epoch_metrics  # several epochs per row
+
+            metrics.update(epoch_metrics(records, names))
         incomplete = any(
             r.generation.error is not None and r.generation.error.kind == "budget" for r in records
         )
@@ -155,6 +166,22 @@ class EvaluationReport:
             lines.append(f"  failing samples: {', '.join(failing)}")
         return "\n".join(lines)
 
+    def compare(self, baseline: Any, **options: Any) -> Comparison:
+        """This cell against ``baseline``: :meth:`ExperimentReport.compare`, kept to this cell.
+
+        In a themis test: ``themis_report.compare("base/manifest.json").assert_not_worse(...)``.
+        """
+        if self.run is None:
+            from ..errors import ThemisError
+
+            raise ThemisError(
+                "this EvaluationReport is not part of a run; compare the ExperimentReport"
+            )
+        comparison = self.run.compare(baseline, **options)
+        if self.cell is not None:
+            comparison.cells = [c for c in comparison.cells if c.cell_id == self.cell.cell_id]
+        return comparison
+
     def summary(self) -> dict[str, Any]:
         return {
             "cell": self.cell.to_dict() if self.cell is not None else None,
@@ -182,10 +209,67 @@ class ExperimentReport:
     cells: dict[str, EvaluationReport] = field(default_factory=dict, repr=False)
     metadata: dict[str, Any] = field(default_factory=dict)
     manifest: dict[str, Any] = field(default_factory=dict, repr=False)
+    #: Set by ``evaluate(..., baseline=...)``: this run compared with the baseline.
+    comparison: Comparison | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        for report in (self.evaluation_report, *self.cells.values()):
+            report.run = self
 
     @property
     def failures(self) -> list[EvaluationRecord]:
         return self.evaluation_report.failures
+
+    def to_jsonl(self, path: str | os.PathLike[str], *, log_prompts: str = "full") -> Path:
+        """Write one JSON line per sample (see the README) and reference it in ``manifest``.
+
+        ``log_prompts="hash"`` records a SHA-256 of the prompt instead of its text.
+        """
+        from ..comparison.baseline import samples_reference
+        from ..comparison.samples import sample_rows, template_hashes, write_jsonl
+
+        target = Path(path)
+        rows = sample_rows(
+            self.records,
+            self.run_id,
+            templates=template_hashes(self.manifest),
+            experiment=self.metadata.get("experiment"),
+            log_prompts=log_prompts,
+        )
+        digest = write_jsonl(rows, target)
+        self.manifest["samples"] = samples_reference(target, target.parent, digest, len(rows))
+        return target
+
+    def compare(
+        self,
+        baseline: Any,
+        *,
+        margin: float = 0.0,
+        mapping: Mapping[str, str] | None = None,
+        storage: Any = None,
+        seed: int = 0,
+    ) -> Comparison:
+        """Pair this run with ``baseline`` (a report, manifest path, run id or ``latest``).
+
+        Run ids and ``latest`` are looked up in ``storage`` (a store or folder; default the
+        ``evaluate`` cache folder). ``mapping`` pairs cells explicitly (new cell id → baseline
+        cell id). See :class:`~pytest_themis.comparison.Comparison`.
+        """
+        from ..comparison.baseline import load_baseline, report_run_data
+        from ..comparison.compare import compare_runs
+
+        store, owned = storage, False
+        by_id = isinstance(baseline, str) and not Path(baseline).is_file()
+        if by_id and (store is None or isinstance(store, (str, os.PathLike))):
+            from ..storage import ExperimentStorage
+
+            store, owned = ExperimentStorage(store or ".themis_cache"), True
+        try:
+            base = load_baseline(baseline, storage=store)
+        finally:
+            if owned:
+                store.close()
+        return compare_runs(report_run_data(self), base, margin=margin, mapping=mapping, seed=seed)
 
     @property
     def metrics(self) -> MetricMap:

@@ -419,7 +419,7 @@ def test_pytest_door_stores_in_s3_and_reruns_from_it(
     assert counts[0]["total"] == 50 and counts[0]["cached"] == 0
     assert counts[1]["cached"] == 50 and counts[1]["generated"] == 0
     assert any(n.startswith("pytest/objects/") for n in _objects(s3_server.endpoint, s3_bucket))
-    assert not (pytester.path / ".themis_cache").exists()
+    assert not (pytester.path / ".themis_cache" / "cache.db").exists()  # no generation in a folder
 
 
 def test_boto3_is_imported_only_when_an_s3_store_is_used() -> None:
