@@ -12,6 +12,7 @@ __all__ = [
     "AuthenticationError",
     "BadRequestError",
     "BudgetExceededError",
+    "CacheFolderError",
     "ConfigurationError",
     "DatasetError",
     "ExtractionError",
@@ -36,6 +37,10 @@ class ThemisError(Exception):
 
 class ConfigurationError(ThemisError, ValueError):
     """An option, argument, marker keyword or registry name is invalid."""
+
+
+class CacheFolderError(ConfigurationError):
+    """The cache folder cannot be created, opened or written (or its database is damaged)."""
 
 
 class DatasetError(ThemisError, ValueError):

@@ -2,14 +2,50 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
-from ..core.reports import EvaluationReport
 from .options import FailUnder
 
-__all__ = ["error_budget_failure", "gate_failures"]
+if TYPE_CHECKING:  # pragma: no cover
+    from ..core.reports import EvaluationReport
+
+__all__ = [
+    "GateResult",
+    "error_budget_failure",
+    "evaluate_gates",
+    "gate_failures",
+    "preset_gates",
+]
 
 _SHOWN_ERRORS = 5
+
+
+@dataclass(frozen=True)
+class GateResult:
+    """One gate applied to one cell: the number compared, the threshold and the verdict."""
+
+    metric: str | None
+    threshold: float
+    mode: str
+    compared: float | None
+    passed: bool
+    message: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        compared = self.compared
+        if compared is not None and math.isnan(compared):
+            compared = None
+        return {
+            "metric": self.metric,
+            "op": ">=",
+            "threshold": self.threshold,
+            "mode": self.mode,
+            "compared": compared,
+            "passed": self.passed,
+        }
 
 
 def error_budget_failure(report: EvaluationReport, max_errors: int, label: str) -> str | None:
@@ -31,6 +67,43 @@ def error_budget_failure(report: EvaluationReport, max_errors: int, label: str) 
     return "\n".join(lines)
 
 
+def _one_gate(
+    report: EvaluationReport, gate: FailUnder, primary_metric: str | None, mode: str
+) -> GateResult:
+    name = gate.metric or primary_metric
+    if name is None:
+        return GateResult(
+            None, gate.value, mode, None, False,
+            f"--themis-fail-under {gate.value:g}: this evaluation has no primary metric; "
+            "name one, e.g. --themis-fail-under ExactMatch=0.8",
+        )  # fmt: skip
+    if name not in report.metrics:
+        available = ", ".join(report.metrics) or "none"
+        return GateResult(
+            name, gate.value, mode, None, False,
+            f"--themis-fail-under {name}={gate.value:g}: no metric {name!r} in this "
+            f"evaluation; available: {available}",
+        )  # fmt: skip
+    compared = report.gate_value(name, ">=", mode)
+    try:
+        report.assert_metric(name, ">=", gate.value, gate=mode)
+    except AssertionError as exc:
+        message = f"--themis-fail-under {name}={gate.value:g} ({mode}) failed:\n{exc}"
+        return GateResult(name, gate.value, mode, compared, False, message)
+    return GateResult(name, gate.value, mode, compared, True)
+
+
+def evaluate_gates(
+    report: EvaluationReport,
+    gates: Sequence[FailUnder],
+    primary_metric: str | None,
+    mode: str,
+) -> list[GateResult]:
+    """Every gate's result for ``report`` (``mode``: ``point`` compares the mean, ``lower`` the
+    lower end of the 95% interval)."""
+    return [_one_gate(report, gate, primary_metric, mode) for gate in gates]
+
+
 def gate_failures(
     report: EvaluationReport,
     gates: Sequence[FailUnder],
@@ -38,24 +111,18 @@ def gate_failures(
     mode: str,
 ) -> list[str]:
     """Messages of the gates ``report`` does not pass (empty when all pass)."""
-    failures: list[str] = []
-    for gate in gates:
-        name = gate.metric or primary_metric
-        if name is None:
-            failures.append(
-                f"--themis-fail-under {gate.value:g}: this evaluation has no primary metric; "
-                "name one, e.g. --themis-fail-under ExactMatch=0.8"
-            )
-            continue
-        if name not in report.metrics:
-            available = ", ".join(report.metrics) or "none"
-            failures.append(
-                f"--themis-fail-under {name}={gate.value:g}: no metric {name!r} in this "
-                f"evaluation; available: {available}"
-            )
-            continue
-        try:
-            report.assert_metric(name, ">=", gate.value, gate=mode)
-        except AssertionError as exc:
-            failures.append(f"--themis-fail-under {name}={gate.value:g} ({mode}) failed:\n{exc}")
-    return failures
+    return [
+        r.message or "" for r in evaluate_gates(report, gates, primary_metric, mode) if not r.passed
+    ]
+
+
+def preset_gates(spec: Any, fail_under: Sequence[FailUnder]) -> list[FailUnder]:
+    """Gates of a ``--themis-preset`` item: the ``--themis-fail-under`` ones, else the preset's
+    default gate on its primary metric (``BenchmarkPreset.default_fail_under``)."""
+    if fail_under:
+        return list(fail_under)
+    preset = getattr(spec, "preset", None)
+    default = getattr(preset, "default_fail_under", None)
+    if preset is None or default is None:
+        return []
+    return [FailUnder(str(preset.primary_metric), float(default))]

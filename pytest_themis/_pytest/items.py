@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from ..core.entities import CellSpec
-from .gates import error_budget_failure, gate_failures
+from .gates import error_budget_failure, evaluate_gates, gate_failures
 from .session import CellOutcome
 from .summary import junit_properties
 
@@ -44,13 +44,38 @@ class ThemisCase:
         return self.row_id is not None
 
 
-def attach_outcome(item: pytest.Item, outcome: CellOutcome, fresh: bool) -> None:
-    """Remember the cell on ``item``; queue its result for the controller when computed here."""
+def attach_outcome(
+    item: pytest.Item, outcome: CellOutcome, fresh: bool, gates: list[Any] | None = None
+) -> None:
+    """Remember the cell on ``item``; queue its result for the controller when computed here.
+
+    The result (and the cell's manifest entry) records how the cell fares against ``gates``
+    (default: ``--themis-fail-under``).
+    """
     item.stash[OUTCOME_KEY] = outcome
+    state = item.config.pluginmanager.get_plugin("themis-state")  # this run's ThemisState
+    if state is not None:
+        record_gates(
+            outcome, state.options.fail_under if gates is None else gates, state.options.gate
+        )
     if fresh:
         pending = item.stash.setdefault(PENDING_KEY, [])
         pending.append(json.dumps(outcome.result, default=str))
     item.user_properties.extend(junit_properties(outcome.result))
+
+
+def record_gates(outcome: CellOutcome, gates: list[Any], mode: str) -> None:
+    """Store each gate's result (passed, the number compared) in the result and its manifest."""
+    if not gates or "gates" in outcome.result:
+        return
+    results = [
+        r.to_dict() for r in evaluate_gates(outcome.report, gates, outcome.primary_metric, mode)
+    ]
+    outcome.result["gates"] = results
+    manifest = outcome.result.get("manifest") or {}
+    for cell in manifest.get("cells", []):
+        if cell.get("cell_id") == outcome.cell.cell_id:
+            cell["gates"] = results
 
 
 def _label(outcome: CellOutcome) -> str:
@@ -60,7 +85,15 @@ def _label(outcome: CellOutcome) -> str:
 def check_errors(outcome: CellOutcome, max_errors: int) -> None:
     """Fail the item when the cell has more generation errors than allowed."""
     __tracebackhide__ = True
-    message = error_budget_failure(outcome.report, max_errors, _label(outcome))
+    report = outcome.report
+    if report.missing:
+        pytest.fail(
+            f"{_label(outcome)}: incomplete run, {report.missing} of "
+            f"{report.total + report.missing} planned generation(s) produced no record; "
+            "rerun to finish them (finished ones are cached)",
+            pytrace=False,
+        )
+    message = error_budget_failure(report, max_errors, _label(outcome))
     if message:
         pytest.fail(message, pytrace=False)
 

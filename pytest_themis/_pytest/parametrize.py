@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from ..errors import ThemisError
-from . import CASE_FIXTURE
+from . import CASE_FIXTURE, RESULT_FIXTURES
 from .items import ThemisCase
 from .session import ThemisSession
 from .spec import build_marker_spec, validate_marker_kwargs
@@ -24,8 +24,14 @@ def parametrize(metafunc: pytest.Metafunc, session: ThemisSession) -> None:
     """Parametrize ``metafunc`` over its plan; raise :class:`pytest.UsageError` on bad input."""
     where = _definition_key(metafunc)
     marker = metafunc.definition.get_closest_marker("themis")
-    args: tuple[Any, ...] = marker.args if marker is not None else ()
-    kwargs: dict[str, Any] = dict(marker.kwargs) if marker is not None else {}
+    if marker is None:
+        wanted = sorted(RESULT_FIXTURES.intersection(metafunc.fixturenames))
+        raise pytest.UsageError(
+            f"{where}: requests {', '.join(wanted)} but is not marked; add "
+            "@pytest.mark.themis(dataset=..., prompts=..., models=...) to say what to evaluate"
+        )
+    args: tuple[Any, ...] = marker.args
+    kwargs: dict[str, Any] = dict(marker.kwargs)
     validate_marker_kwargs(args, kwargs, where)
     if CASE_FIXTURE not in metafunc.fixturenames:
         raise pytest.UsageError(

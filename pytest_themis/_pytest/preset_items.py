@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from .gates import preset_gates
 from .items import ThemisCase, attach_outcome, check_errors, check_gates
 from .session import ThemisSession
 from .spec import build_preset_spec
@@ -62,9 +63,10 @@ class PresetItem(pytest.Item):
         outcome, fresh = state.run_cell(
             spec, self.case.cell, rows, pipeline, storage=storage, label=self.name
         )
-        attach_outcome(self, outcome, fresh)
+        gates = preset_gates(spec, state.options.fail_under)
+        attach_outcome(self, outcome, fresh, gates)
         check_errors(outcome, state.options.max_errors)
-        check_gates(outcome, state.options.fail_under, state.options.gate)
+        check_gates(outcome, gates, state.options.gate)
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> Any:
         if isinstance(excinfo.value, pytest.fail.Exception):

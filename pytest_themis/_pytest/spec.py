@@ -174,10 +174,11 @@ def _dataset_source(
                 return DatasetSource("file", path=candidate, limit=limit)
         from ..presets import list_benchmarks
 
+        looked = ", ".join(dict.fromkeys(map(str, base_dirs)))  # each folder once
         raise _fail(
             where,
             f"dataset={text!r} is neither a preset ({', '.join(list_benchmarks())}) nor an "
-            f"existing file (looked in {', '.join(str(b) for b in base_dirs)}); pass a preset "
+            f"existing file (looked in {looked}); pass a preset "
             "name, a path to a .jsonl/.json/.csv/.parquet file or a list of dicts",
         )
     if isinstance(value, Sequence) and not isinstance(value, (bytes, bytearray)):

@@ -48,6 +48,8 @@ class ThemisState:
         self.results: dict[str, dict[str, Any]] = {}
         self.manifest_path: Path | None = None
         self.manifest_error: str | None = None
+        self.interrupted = False
+        self.started = time.time()
         self._session: ThemisSession | None = None
         #: Whether this state prestarted generation worker processes (stopped in :meth:`close`).
         self.owns_worker_pool = False
@@ -93,6 +95,10 @@ class ThemisState:
             from .preset_items import preset_items
 
             items.extend(preset_items(session, self.session))
+        if self._session is not None and not self.config.option.collectonly:
+            from .preflight import preflight
+
+            preflight(self._session, items)  # configuration mistakes: exit 4 before any request
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_call(self, item: pytest.Item) -> Generator[None, Any, Any]:
@@ -144,29 +150,34 @@ class ThemisState:
                         cell=result["cell_id"], report=result
                     )
 
-    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+    def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
         if self._session is not None:
             self._session.close()
-        if is_xdist_worker(self.config) or not self.results:
+        self.interrupted = exitstatus == pytest.ExitCode.INTERRUPTED and self._session is not None
+        if is_xdist_worker(self.config) or not (self.results or self.interrupted):
             return
         from .summary import write_manifest
 
         written = write_manifest(
-            list(self.results.values()), self.run_id, self.options.manifest_path
-        )
+            list(self.results.values()), self.run_id, self.options.manifest_path,
+            interrupted=self.interrupted, started=self.started,
+        )  # fmt: skip
         self.manifest_path, self.manifest_error = written.path, written.error
         if written.manifest is not None:
             self.config.hook.pytest_themis_session_finished(manifest=written.manifest)
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
-        if not self.results or is_xdist_worker(self.config):
+        if not (self.results or self.interrupted) or is_xdist_worker(self.config):
             return
-        from .summary import format_table
+        from .summary import format_table, interrupted_lines
 
         terminalreporter.section("themis")
         ordered = sorted(self.results.values(), key=lambda r: (r["experiment"], r["cell_id"]))
         for line in format_table(ordered):
             terminalreporter.write_line(line)
+        if self.interrupted:
+            for line in interrupted_lines(ordered):
+                terminalreporter.write_line(line)
         if self.manifest_path is not None:
             terminalreporter.write_line(f"themis manifest: {self.manifest_path}")
         if self.manifest_error:
@@ -218,7 +229,8 @@ def start_state(config: pytest.Config) -> ThemisState:
 
 
 def _prestart_generation_workers(config: pytest.Config, options: ThemisOptions) -> bool:
-    """Start litellm worker processes now, so their imports overlap with collection.
+    """Give the runs a pool of litellm worker processes, started when a first request is due
+    (a fully cached session starts none).
 
     Only for a run that names litellm models on the command line or in the ini file, in a
     process that will generate itself (not under xdist, which spreads the work already) and
@@ -234,5 +246,5 @@ def _prestart_generation_workers(config: pytest.Config, options: ThemisOptions) 
 
     if default_processes() <= 1:
         return False
-    prestart(default_processes())
+    prestart(default_processes(), deferred=True)  # started when a request is due
     return True

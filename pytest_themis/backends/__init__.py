@@ -1,11 +1,73 @@
-"""Pluggable infrastructure: where tasks execute and where results are stored."""
+"""Pluggable infrastructure: where tasks execute and where results are stored.
 
-from .execution import ExecutionBackend, LocalExecutionBackend, SequentialExecutionBackend
+Engines in extras (``ray``, ``dask``) are imported only when named, e.g. through
+:func:`resolve_execution_backend`.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from .execution import (
+    ExecutionBackend,
+    ExecutionJob,
+    LocalExecutionBackend,
+    SequentialExecutionBackend,
+)
 from .storage import StorageBackend
+
+if TYPE_CHECKING:
+    from .ray import RayExecutionBackend
 
 __all__ = [
     "ExecutionBackend",
+    "ExecutionJob",
     "LocalExecutionBackend",
+    "RayExecutionBackend",
     "SequentialExecutionBackend",
     "StorageBackend",
+    "resolve_execution_backend",
 ]
+
+
+def resolve_execution_backend(spec: str | ExecutionBackend | None) -> ExecutionBackend | None:
+    """The backend named by ``spec`` (None: the runner's default engine).
+
+    ``"ray"`` starts a local Ray instance; ``"ray://host:port"`` (Ray client) and
+    ``"ray:host:port"`` (a head node's address) join a cluster; ``"dask://host:port"``
+    connects to a Dask scheduler. Other names are looked up in the backend registry
+    (``"local"``, ``"sequential"``, plugins'). A wrong name is a ``ConfigurationError``.
+    """
+    if spec is None or isinstance(spec, ExecutionBackend):
+        return spec
+    if not isinstance(spec, str):
+        from ..errors import ConfigurationError
+
+        raise ConfigurationError(
+            f"execution_backend must be a name or an ExecutionBackend, got {type(spec).__name__}"
+        )
+    name = spec.strip()
+    if name == "ray" or name.startswith(("ray://", "ray:")):
+        from .ray import RayExecutionBackend
+
+        if name == "ray":
+            return RayExecutionBackend()
+        address = name if name.startswith("ray://") else name[len("ray:") :]
+        return RayExecutionBackend(address=address)
+    if name.startswith("dask://"):
+        from .dask import DaskExecutionBackend  # imports dask only when it runs
+
+        backend: ExecutionBackend = DaskExecutionBackend(address=name)
+        return backend
+    from .registry import get_execution_backend
+
+    return get_execution_backend(name)
+
+
+def __getattr__(name: str) -> Any:
+    # Lazily, so a plain import never imports ray (the module itself imports ray lazily too).
+    if name == "RayExecutionBackend":
+        from .ray import RayExecutionBackend
+
+        return RayExecutionBackend
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

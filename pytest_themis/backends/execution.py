@@ -1,16 +1,68 @@
-"""Execution backends: run a function over a stream of items with bounded concurrency."""
+"""Execution backends: where a run's requests are sent from.
+
+A backend gets an :class:`ExecutionJob` (the task stream, the executor, the run settings, the
+cost budget) and yields lists of finished records. Simple backends only implement
+:meth:`ExecutionBackend.map_unordered`; the default :meth:`ExecutionBackend.run` drives it with
+the kernel's blocking call, one task per call. Engines that can do better (Ray, Dask) override
+:meth:`ExecutionBackend.run` — see :class:`~pytest_themis.backends._remote.RemoteExecutionBackend`.
+"""
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from typing import TypeVar
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, TypeVar
 
-__all__ = ["ExecutionBackend", "LocalExecutionBackend", "SequentialExecutionBackend"]
+if TYPE_CHECKING:
+    from ..core.entities import GenerationRecord, GenerationTask
+    from ..generation.executors import TaskExecutor
+    from ..generation.kernel import Budget, GenerationKernel, RunSettings
+
+__all__ = [
+    "ExecutionBackend",
+    "ExecutionJob",
+    "LocalExecutionBackend",
+    "SequentialExecutionBackend",
+]
 
 T = TypeVar("T")
 R = TypeVar("R")
+
+#: Concurrency a backend uses when ``max_parallel`` is ``"auto"`` and it has no window of its own.
+DEFAULT_AUTO_LIMIT = 16
+
+
+@dataclass
+class ExecutionJob:
+    """One run's work for a backend.
+
+    ``executor`` None means the default :class:`~pytest_themis.generation.router.ProviderRouter`
+    (built where the requests are sent, so a remote worker imports its own providers).
+    """
+
+    tasks: Iterable[GenerationTask]
+    executor: TaskExecutor | None
+    settings: RunSettings
+    budget: Budget
+    max_batch: int = 256
+
+    def kernel(self) -> GenerationKernel:
+        """A kernel for this job in this process."""
+        from ..generation.kernel import GenerationKernel
+
+        executor = self.executor
+        if executor is None:
+            from ..generation.router import ProviderRouter
+
+            executor = ProviderRouter()
+        return GenerationKernel(executor, self.settings)
+
+    @property
+    def limit(self) -> int:
+        """The fixed concurrency cap (``"auto"`` counts as :data:`DEFAULT_AUTO_LIMIT`)."""
+        return self.settings.fixed_limit or DEFAULT_AUTO_LIMIT
 
 
 class ExecutionBackend(ABC):
@@ -18,7 +70,7 @@ class ExecutionBackend(ABC):
 
     :meth:`map_unordered` must pull ``items`` lazily, keep at most ``max_in_flight`` calls running,
     and yield results as they complete (in any order). ``fn`` never raises for provider failures:
-    the runner turns those into error records before they reach the backend.
+    the kernel turns those into error records before they reach the backend.
     """
 
     @abstractmethod
@@ -26,6 +78,25 @@ class ExecutionBackend(ABC):
         self, fn: Callable[[T], R], items: Iterable[T], *, max_in_flight: int
     ) -> Iterator[R]:
         """Yield ``fn(item)`` for every item, as each completes."""
+
+    def open(self) -> None:
+        """Connect and validate before any request is sent.
+
+        Raise :class:`~pytest_themis.errors.ConfigurationError` with a one-line fix when the
+        backend cannot work (engine not installed, address unreachable).
+        """
+
+    def run(self, job: ExecutionJob) -> Iterator[list[GenerationRecord]]:
+        """Yield the records of ``job``'s tasks, in lists, as they finish (one per task)."""
+        self.open()
+        kernel = job.kernel()
+        budget = job.budget
+
+        def one(task: GenerationTask) -> GenerationRecord:
+            return kernel.run_one_sync(task, budget)
+
+        for record in self.map_unordered(one, job.tasks, max_in_flight=job.limit):
+            yield [record]
 
     def shutdown(self) -> None:
         """Release workers. Called when the runner that owns the backend is done with it."""
@@ -45,7 +116,7 @@ class SequentialExecutionBackend(ExecutionBackend):
 
 
 class LocalExecutionBackend(ExecutionBackend):
-    """A thread pool on this machine (the default for blocking providers)."""
+    """A thread pool on this machine (blocking calls, one thread per request in flight)."""
 
     def __init__(self, max_workers: int | None = None) -> None:
         if max_workers is not None and max_workers < 1:

@@ -49,6 +49,8 @@ class EvaluationReport:
     cost: float = 0.0
     duration: float = 0.0
     incomplete: bool = False
+    #: Planned generations that produced no record at all (a lost worker); > 0 means incomplete.
+    missing: int = 0
     #: The run this report belongs to (set by :class:`ExperimentReport`); used by :meth:`compare`.
     run: ExperimentReport | None = field(default=None, repr=False, compare=False)
     #: Samples a metric could not score (judge failures), summed over metrics; never scores.
@@ -144,18 +146,28 @@ class EvaluationReport:
         if gate not in ("point", "lower"):
             raise ValueError(f"unknown gate {gate!r}; use 'point' or 'lower'")
         agg = self.metrics[name]
-        value = agg.mean
-        if gate == "lower":
-            value = agg.ci_low if op in (">=", ">") else agg.ci_high
+        value = self.gate_value(name, op, gate)
         if agg.count and not math.isnan(value) and GATE_OPERATORS[op](value, threshold):
             return
         raise AssertionError(self.describe_gate_failure(name, op, threshold, gate))
 
+    def gate_value(self, name: str, op: str, gate: str) -> float:
+        """The number a gate compares: the mean, or (``gate="lower"``) the CI end facing ``op``."""
+        agg = self.metrics[name]
+        if gate == "lower":
+            return agg.ci_low if op in (">=", ">") else agg.ci_high
+        return agg.mean
+
     def describe_gate_failure(self, name: str, op: str, threshold: float, gate: str) -> str:
         agg = self.metrics[name]
-        shown = "mean" if gate == "point" else "CI bound"
+        value = self.gate_value(name, op, gate)
+        if gate == "point":
+            shown = f"mean {_fmt(value)}"
+        else:
+            end = "lower" if op in (">=", ">") else "upper"
+            shown = f"{end} 95% CI bound {_fmt(value)} (mean {_fmt(agg.mean)})"
         lines = [
-            f"{self.cell_id}: {agg.name} {shown} {_fmt(agg.mean)} "
+            f"{self.cell_id}: {agg.name} {shown} "
             f"[95% CI {_fmt(agg.ci_low)}, {_fmt(agg.ci_high)}] n={agg.count} "
             f"is not {op} {threshold:g}",
         ]
@@ -196,6 +208,7 @@ class EvaluationReport:
             "usage": self.usage.to_dict(),
             "cost_usd": round(self.cost, 8),
             "incomplete": self.incomplete,
+            "missing": self.missing,
         }
 
 
@@ -274,6 +287,16 @@ class ExperimentReport:
     @property
     def metrics(self) -> MetricMap:
         return self.evaluation_report.metrics
+
+    @property
+    def incomplete(self) -> bool:
+        """Whether some planned generation is missing or was not sent (budget)."""
+        return self.evaluation_report.incomplete
+
+    @property
+    def missing(self) -> int:
+        """Planned generations that produced no record."""
+        return self.evaluation_report.missing
 
     def metric(self, name: str) -> MetricAggregate:
         """Overall aggregate by name; ``exact_match`` and ``ExactMatch`` both work."""

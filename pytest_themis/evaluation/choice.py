@@ -157,6 +157,7 @@ class ChoiceAccuracy(Metric):
     """
 
     uses_raw_text = True
+    value_range = (0.0, 1.0)
 
     def compute(self, prediction: str, reference: Any) -> MetricScore:
         gold, options = _gold_and_options(reference)

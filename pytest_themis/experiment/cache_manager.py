@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import os
+from collections.abc import Sequence
 from typing import Any
 
 from ..backends.storage import StorageBackend
@@ -14,36 +15,94 @@ from ..core.entities import (
     GenerationError,
     GenerationRecord,
     GenerationTask,
+    ModelSpec,
     SamplingConfig,
     TokenUsage,
+    is_secret_option,
 )
 from ..core.hashing import canonical_json
 from ..errors import ConfigurationError
+from .fingerprint import callable_fingerprint
 
-__all__ = ["CACHE_MODES", "CacheManager", "generation_key"]
+__all__ = ["CACHE_MODES", "TRANSPORT_OPTIONS", "CacheManager", "generation_key", "output_options"]
 
-_KEY_VERSION = 2
+_KEY_VERSION = 3
+
+#: Provider options that never change what the model answers, so they stay out of the key:
+#: transport (timeouts, retries, parallelism, the fake provider's latency), injected failures
+#: (``fail_rate``/``error`` only produce errors, and errors are never cached), the callable itself
+#: (replaced by its fingerprint) and the api base (already a key part of its own). Credentials —
+#: any option whose name looks like one (key, token, secret, password, auth, header, …) — are
+#: dropped by :func:`is_secret_option`.
+TRANSPORT_OPTIONS = frozenset(
+    {
+        "timeout",
+        "max_retries",
+        "num_retries",
+        "max_parallel",
+        "latency",
+        "fail_rate",
+        "error",
+        "fn",
+        "version",
+        "api_base",
+        "base_url",
+        "organization",
+    }
+)
+
+_model_parts: dict[int, tuple[ModelSpec, str]] = {}
+_MAX_MODEL_PARTS = 1024
+
+
+def output_options(model: ModelSpec) -> dict[str, Any]:
+    """The model's options that can change its output (see :data:`TRANSPORT_OPTIONS`)."""
+    return {
+        name: value
+        for name, value in sorted(model.options.items())
+        if name not in TRANSPORT_OPTIONS and not is_secret_option(name)
+    }
+
+
+def _model_part(model: ModelSpec) -> str:
+    """Canonical JSON of the model's key parts, memoised per ``ModelSpec`` object.
+
+    Keyed by identity (the entry holds the object, so its id cannot be reused): a ``ModelSpec``'s
+    equality ignores its options, which are key parts here.
+    """
+    entry = _model_parts.get(id(model))
+    if entry is not None and entry[0] is model:
+        return entry[1]
+    fn = model.options.get("fn")
+    fingerprint = callable_fingerprint(fn, model.options) if fn is not None else None
+    part = canonical_json(
+        [model.provider, model.identifier, model.api_base, output_options(model), fingerprint]
+    )
+    if len(_model_parts) >= _MAX_MODEL_PARTS:
+        _model_parts.clear()
+    _model_parts[id(model)] = (model, part)
+    return part
 
 
 def _cell_part(cell: CellSpec) -> str:
-    model = cell.model
-    return _cell_part_of(model.provider, model.identifier, model.api_base, cell.sampling)
+    return _cell_part_of(_model_part(cell.model), cell.sampling)
 
 
 @functools.lru_cache(maxsize=1024)
-def _cell_part_of(
-    provider: str, identifier: str, api_base: str | None, sampling: SamplingConfig
-) -> str:
-    """Memoised on exactly the key's inputs (a ``ModelSpec``'s equality ignores its options)."""
-    return canonical_json([_KEY_VERSION, provider, identifier, api_base, sampling.to_dict()])
+def _cell_part_of(model_part: str, sampling: SamplingConfig) -> str:
+    return canonical_json([_KEY_VERSION, model_part, sampling.to_dict()])
 
 
 def generation_key(task: GenerationTask) -> str:
     """Cache key: everything that changes the model's output, nothing that does not.
 
-    In: provider, model identifier, api base, sampling parameters (one canonical JSON part per
-    cell, computed once), the rendered messages and the sample index. Out: the template's name,
-    timeouts, retries, parallelism, credentials.
+    The rule. In: the provider, model identifier and api base; every provider option not listed
+    in :data:`TRANSPORT_OPTIONS` and not credential-like (``extra_body``, reasoning settings,
+    ``api_version``, a fake model's ``wrong_rate`` … — an option we do not know is assumed to
+    matter); for a Python callable its fingerprint (:mod:`.fingerprint`: declared version, or
+    its code, closure values and module source); every sampling parameter; the rendered messages
+    and the sample index. Out: the template's name, timeouts, retries, parallelism, credentials,
+    the execution backend and the store. ``_KEY_VERSION`` changes whenever this rule does.
     """
     digest = hashlib.sha256(_cell_part(task.cell).encode())
     for message in task.messages:
@@ -111,6 +170,18 @@ class CacheManager:
         if value is None:
             return None
         return record_from_dict(task, value)
+
+    def lookup_many(self, tasks: Sequence[GenerationTask]) -> list[GenerationRecord | None]:
+        """The stored record of each task (None for a miss), in one storage round trip."""
+        if not self.reads:
+            return [None] * len(tasks)
+        keys = [self.key_for(task) for task in tasks]
+        found = self.storage.get_many(keys)
+        out: list[GenerationRecord | None] = []
+        for task, key in zip(tasks, keys, strict=True):
+            value = found.get(key)
+            out.append(None if value is None else record_from_dict(task, value))
+        return out
 
     def miss_record(self, task: GenerationTask) -> GenerationRecord:
         """The error record for a replay-mode miss."""

@@ -19,6 +19,7 @@ from ..errors import ThemisError
 __all__ = [
     "SCHEMA_VERSION",
     "build_manifest",
+    "iso_utc",
     "environment_info",
     "manifest_hash",
     "manifest_schema",
@@ -90,6 +91,30 @@ def _cell_entry(experiment: str, report: Any, dataset_fp: str, pipeline_fp: str)
     }
 
 
+_HUB_FIELDS = ("config", "split", "revision")
+
+
+def _dataset_entry(info: dict[str, Any]) -> dict[str, Any]:
+    """The manifest's record of a dataset: Hub fields only for Hub loads."""
+    kind = info.get("kind")
+    if kind == "local_file":
+        return {k: v for k, v in info.items() if k not in _HUB_FIELDS}
+    if kind == "packaged":
+        return {k: v for k, v in info.items() if k not in ("config", "revision")}
+    return info
+
+
+def iso_utc(epoch: float) -> str:
+    """``epoch`` seconds as ISO 8601 UTC with milliseconds (the manifest's one time format)."""
+    return datetime.fromtimestamp(epoch, timezone.utc).isoformat(timespec="milliseconds")
+
+
+def _epoch(value: Any) -> float:
+    if isinstance(value, str):
+        return datetime.fromisoformat(value).timestamp()
+    return float(value or 0.0)
+
+
 def build_manifest(
     *,
     run_id: str,
@@ -111,7 +136,7 @@ def build_manifest(
         "schema_version": SCHEMA_VERSION,
         "run_id": run_id,
         "environment": environment_info(),
-        "datasets": [dict(dataset_info, fingerprint=dataset_fp)],
+        "datasets": [_dataset_entry(dict(dataset_info, fingerprint=dataset_fp))],
         "templates": plan_info["templates"],
         "models": plan_info["models"],
         "sampling": plan_info["sampling"],
@@ -145,8 +170,8 @@ def merge_manifests(parts: Sequence[dict[str, Any]], run_id: str) -> dict[str, A
     for part in parts:
         for cell in part.get("cells", []):
             cells[(cell["experiment"], cell["cell_id"], cell["dataset"], cell["pipeline"])] = cell
-    started = min(p.get("timings", {}).get("started_at", 0.0) for p in parts)
-    finished = max(p.get("timings", {}).get("finished_at", 0.0) for p in parts)
+    started = min(_epoch(p.get("timings", {}).get("started_at")) for p in parts)
+    finished = max(_epoch(p.get("timings", {}).get("finished_at")) for p in parts)
     settings = _unique(p.get("settings", {}) for p in parts)
     manifest: dict[str, Any] = {
         "schema_version": SCHEMA_VERSION,
@@ -183,10 +208,10 @@ def _add_totals_and_hash(manifest: dict[str, Any], started: float, finished: flo
         "cost_usd": round(cost, 8),
         "incomplete_cells": sum(1 for c in manifest["cells"] if c.get("incomplete")),
     }
-    manifest["created_at"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    manifest["created_at"] = iso_utc(datetime.now(timezone.utc).timestamp())
     manifest["timings"] = {
-        "started_at": started,
-        "finished_at": finished,
+        "started_at": iso_utc(started),
+        "finished_at": iso_utc(finished),
         "duration_s": round(max(0.0, finished - started), 3),
         **execution,
     }

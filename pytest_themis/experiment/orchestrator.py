@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import time
-from collections import defaultdict, deque
+from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -19,6 +20,9 @@ from .cache_manager import CacheManager
 from .manifest import build_manifest
 
 __all__ = ["ExperimentOrchestrator", "ProgressEvent"]
+
+#: Tasks looked up in the cache per round trip (``StorageBackend.get_many``).
+_LOOKUP_BATCH = 512
 
 
 @dataclass(frozen=True)
@@ -97,7 +101,6 @@ class ExperimentOrchestrator:
                 [dataset_info["fingerprint"], self.plan.to_dict(), self.pipeline.fingerprint], 12
             )
         total = self.plan.count_tasks(rows, chosen)
-        hits: deque[GenerationRecord] = deque()
         by_cell: dict[str, list[EvaluationRecord]] = defaultdict(list)
         batch: list[GenerationRecord] = []
         counters = {"done": 0, "cached": 0, "errors": 0}
@@ -109,13 +112,14 @@ class ExperimentOrchestrator:
                 by_cell[evaluated.cell_id].append(evaluated)
             batch.clear()
 
-        def take(record: GenerationRecord) -> None:
-            counters["done"] += 1
-            counters["cached"] += record.cached
-            counters["errors"] += record.error is not None
-            batch.append(record)
-            if len(batch) >= evaluation_batch_size:
-                flush()
+        def take(records: Iterable[GenerationRecord]) -> None:
+            for record in records:
+                counters["done"] += 1
+                counters["cached"] += record.cached
+                counters["errors"] += record.error is not None
+                batch.append(record)
+                if len(batch) >= evaluation_batch_size:
+                    flush()
 
         def report_progress(force: bool = False) -> None:
             nonlocal last_report
@@ -137,19 +141,25 @@ class ExperimentOrchestrator:
             attach = getattr(metric, "attach", None)
             if callable(attach):  # e.g. an LLM judge asks through this run's runner and cache
                 attach(runner=self.runner, cache=self.cache)
+        # Split hits from misses first, in batches, before any request: the runner gets misses
+        # only, and a fully cached run creates no provider and starts no worker.
+        hits: list[GenerationRecord] = []
+        misses: list[GenerationTask] = []
+        for found, fresh in self._partition(rows, chosen):
+            hits.extend(found)
+            misses.extend(fresh)
         prepare = getattr(self.pipeline, "prepare", None)
         if callable(prepare) and total:
             prepare()  # e.g. scoring workers start while the first requests are in flight
-        for finished in self.runner.run_batches(self._misses(rows, chosen, hits)):
+        for finished in self.runner.run_batches(misses) if misses else ():
             # Persist first: a finished generation is durable before anything else happens.
             self.cache.store_many(finished)
-            for record in finished:
-                take(record)
-            while hits:
-                take(hits.popleft())
+            take(finished)
+            # Hits are scored while the first requests are in flight, not before them.
+            take(hits)
+            hits.clear()
             report_progress()
-        while hits:
-            take(hits.popleft())
+        take(hits)
         flush()
         report_progress(force=True)
         duration = time.perf_counter() - started
@@ -179,19 +189,26 @@ class ExperimentOrchestrator:
             info["fingerprint"] = dataset_fingerprint(r.row for r in rows)
         return info
 
-    def _misses(
-        self, rows: list[PreparedRow], cells: list[CellSpec], hits: deque[GenerationRecord]
-    ) -> Iterator[GenerationTask]:
-        """Tasks that need a request; cache hits (and replay misses) go to ``hits`` instead."""
+    def _partition(
+        self, rows: list[PreparedRow], cells: list[CellSpec]
+    ) -> Iterator[tuple[list[GenerationRecord], list[GenerationTask]]]:
+        """The plan's tasks in batches, each split into cache hits and tasks to send.
+
+        In replay mode a miss becomes an error record instead of a task.
+        """
         cache = self.cache
-        for task in self.plan.iter_tasks(rows, cells):
-            found = cache.lookup(task)
-            if found is not None:
-                hits.append(found)
-            elif cache.replay:
-                hits.append(cache.miss_record(task))
-            else:
-                yield task
+        source = self.plan.iter_tasks(rows, cells)
+        while chunk := list(itertools.islice(source, _LOOKUP_BATCH)):
+            hits: list[GenerationRecord] = []
+            fresh: list[GenerationTask] = []
+            for task, found in zip(chunk, cache.lookup_many(chunk), strict=True):
+                if found is not None:
+                    hits.append(found)
+                elif cache.replay:
+                    hits.append(cache.miss_record(task))
+                else:
+                    fresh.append(task)
+            yield hits, fresh
 
     def _report(
         self,
@@ -213,13 +230,21 @@ class ExperimentOrchestrator:
                 key=lambda r: (order[r.generation.task.row_id], r.generation.task.sample_index)
             )
             all_records.extend(records)
-            cell_reports[cell.cell_id] = EvaluationReport.from_records(
+            cell_report = EvaluationReport.from_records(
                 records, names, cell=cell, duration=duration
             )
+            # Completeness: every planned task must have come back as a record.
+            missing = self.plan.count_tasks(rows, [cell]) - len(records)
+            if missing > 0:
+                cell_report = dataclasses.replace(cell_report, incomplete=True, missing=missing)
+            cell_reports[cell.cell_id] = cell_report
         if len(cell_reports) == 1:  # one cell: the run's report is that cell's, unlabelled
             overall = dataclasses.replace(next(iter(cell_reports.values())), cell=None)
         else:
             overall = EvaluationReport.from_records(all_records, names, duration=duration)
+            missing = sum(r.missing for r in cell_reports.values())
+            if missing:
+                overall = dataclasses.replace(overall, incomplete=True, missing=missing)
         manifest = build_manifest(
             run_id=run_id,
             experiment=self.experiment,

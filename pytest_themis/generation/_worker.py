@@ -1,85 +1,202 @@
 """Generation worker processes: spread provider-client CPU over several cores.
 
-A worker is ``python -m pytest_themis.generation._worker``; it reads task batches from stdin and
-writes one frame per finished record to stdout, running an ordinary :class:`GenerationRunner`
-(async path, retries, Retry-After, adaptive limits) on its own event loop. The parent keeps the
-cache, scoring and budget. Frames are length-prefixed pickles on private pipes between a parent
-and the children it started; nothing else reads or writes them.
+A worker is ``python -m pytest_themis.generation._worker``; it reads task batches from its input
+pipe and writes one message per finished record to its output pipe, running a
+:class:`~.kernel.GenerationKernel` (retries, Retry-After, limits) on its own event loop. The
+parent keeps the cache, scoring and budget. Messages are the small dataclasses below, sent as
+length-prefixed pickles on private pipes between a parent and the children it started.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import pickle
 import signal
 import struct
 import sys
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
 from typing import IO, Any
 
-__all__ = ["EOF", "TaskFeed", "read_frame", "record_payload", "write_frame"]
+from ..core.entities import GenerationError, GenerationRecord, GenerationTask, TokenUsage
+from .kernel import RunSettings
+
+__all__ = [
+    "EndRun",
+    "RateLimited",
+    "Ready",
+    "RecordDone",
+    "RunDone",
+    "StartRun",
+    "TaskBatch",
+    "TaskFeed",
+    "WorkerGone",
+    "read_message",
+    "write_message",
+]
 
 _HEADER = struct.Struct("!I")
 
 
-def write_frame(stream: IO[bytes], obj: Any) -> None:
+# -- parent → worker ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StartRun:
+    """Begin a run: a kernel with ``settings``; ``limit`` caps its concurrency.
+
+    With ``report_rate_limits`` the worker sends :class:`RateLimited` on every 429 (the parent
+    keeps a window spanning every process).
+    """
+
+    settings: RunSettings
+    limit: int | None = None
+    report_rate_limits: bool = False
+
+
+@dataclass(frozen=True)
+class TaskBatch:
+    """Tasks to run, each with the parent's index for it."""
+
+    items: list[tuple[int, GenerationTask]]
+
+
+@dataclass(frozen=True)
+class EndRun:
+    """No more tasks for this run; the worker answers :class:`RunDone` when its last is out."""
+
+
+# -- worker → parent ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Ready:
+    """The worker (process ``pid``) finished its imports and takes tasks."""
+
+    pid: int
+
+
+@dataclass(frozen=True)
+class RecordDone:
+    """A finished record without its task (the parent still has it)."""
+
+    index: int
+    text: str | None
+    usage: tuple[int, int] | None
+    cost: float | None
+    latency: float
+    finish_reason: str | None
+    error: tuple[str, str, str, int | None] | None
+    attempts: int
+
+    @classmethod
+    def of(cls, index: int, record: GenerationRecord) -> RecordDone:
+        usage, error = record.usage, record.error
+        return cls(
+            index,
+            record.text,
+            (usage.prompt_tokens, usage.completion_tokens) if usage is not None else None,
+            record.cost,
+            record.latency,
+            record.finish_reason,
+            (error.kind, error.type, error.message, error.status_code) if error else None,
+            record.attempts,
+        )
+
+    def to_record(self, task: GenerationTask) -> GenerationRecord:
+        return GenerationRecord(
+            task=task,
+            text=self.text,
+            usage=TokenUsage(*self.usage) if self.usage is not None else None,
+            cost=self.cost,
+            latency=self.latency,
+            finish_reason=self.finish_reason,
+            error=GenerationError(*self.error) if self.error is not None else None,
+            attempts=self.attempts,
+        )
+
+
+@dataclass(frozen=True)
+class RateLimited:
+    """The provider answered 429 (sent only when the run asked for it)."""
+
+
+@dataclass(frozen=True)
+class RunDone:
+    """The run's last record has been sent."""
+
+
+@dataclass(frozen=True)
+class WorkerGone:
+    """Not sent by a worker: what the parent's reader reports when a worker's output ends."""
+
+
+WorkerMessage = Ready | RecordDone | RateLimited | RunDone | WorkerGone
+
+
+def write_message(stream: IO[bytes], obj: Any) -> None:
     data = pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
     stream.write(_HEADER.pack(len(data)) + data)
     stream.flush()
 
 
-#: What :func:`read_frame` returns when the other side has gone (as opposed to a None frame).
-EOF = object()
-
-
-def read_frame(stream: IO[bytes]) -> Any:
-    """The next object, or :data:`EOF` at end of stream."""
+def read_message(stream: IO[bytes]) -> Any:
+    """The next message, or None at end of stream (the other side has gone)."""
     header = stream.read(_HEADER.size)
     if len(header) < _HEADER.size:
-        return EOF
+        return None
     (size,) = _HEADER.unpack(header)
     data = stream.read(size)
     if len(data) < size:
-        return EOF
+        return None
     return pickle.loads(data)
 
 
-def record_payload(index: int, record: Any) -> tuple[Any, ...]:
-    """A finished record without its task (the parent still has it)."""
-    usage = record.usage
-    error = record.error
-    return (
-        index,
-        record.text,
-        (usage.prompt_tokens, usage.completion_tokens) if usage is not None else None,
-        record.cost,
-        record.latency,
-        record.finish_reason,
-        (error.kind, error.type, error.message, error.status_code) if error is not None else None,
-        record.attempts,
-    )
-
-
 class TaskFeed:
-    """``(index, task)`` batches in, tasks out to a runner; records map back to their index."""
+    """``(index, task)`` batches in, tasks out to a kernel; records map back to their index."""
 
     def __init__(self) -> None:
-        self.inbox: asyncio.Queue[Any] = asyncio.Queue()
+        self.inbox: asyncio.Queue[TaskBatch | None] = asyncio.Queue()
         self._index_of: dict[int, int] = {}
 
-    async def tasks(self) -> AsyncIterator[Any]:
+    async def tasks(self) -> AsyncIterator[GenerationTask]:
         while True:
             batch = await self.inbox.get()
             if batch is None:
                 return
-            for index, task in batch:
+            for index, task in batch.items:
                 self._index_of[id(task)] = index
                 yield task
 
-    def payload(self, record: Any) -> tuple[Any, ...]:
-        return record_payload(self._index_of.pop(id(record.task)), record)
+    def message(self, record: GenerationRecord) -> RecordDone:
+        return RecordDone.of(self._index_of.pop(id(record.task)), record)
+
+
+@contextlib.contextmanager
+def _exit_if_orphaned(every: float = 0.2) -> Iterator[None]:
+    """While the block runs, exit at once if the parent process goes away.
+
+    Later the input pipe tells (end of input); during a long import nothing reads it. The
+    watcher is stopped and joined before the block ends, so the process forks single-threaded.
+    """
+    parent = os.getppid()
+    done = threading.Event()
+
+    def watch() -> None:
+        while not done.wait(every):
+            if os.getppid() != parent:
+                os._exit(0)
+
+    watcher = threading.Thread(target=watch, name="themis-orphan-watch", daemon=True)
+    watcher.start()
+    try:
+        yield
+    finally:
+        done.set()
+        watcher.join()
 
 
 def main(argv: list[str]) -> int:
@@ -87,13 +204,15 @@ def main(argv: list[str]) -> int:
 
     ``argv[0]`` lists file descriptors ``in0,out0,in1,out1,…`` opened by the parent.
     """
-    os.dup2(2, 1)  # anything a client library prints goes to stderr, never into our frames
+    os.dup2(2, 1)  # anything a client library prints goes to stderr, never into our messages
     sys.stdout = sys.stderr
     fds = [int(fd) for fd in argv[0].split(",")]
     pairs = list(zip(fds[0::2], fds[1::2], strict=True))
+    # A private name of the provider module (its owner keeps it private; one call site).
     from ..providers.litellm_provider import _import_litellm
 
-    litellm = _import_litellm()  # pay the import once, before forking and saying we are ready
+    with _exit_if_orphaned():  # the import takes seconds; a parent killed meanwhile ends us
+        litellm = _import_litellm()  # pay the import once, before forking and saying ready
     # This process is ours alone, so its litellm may stay quiet: no banner per retried error.
     litellm.suppress_debug_info = True  # type: ignore[attr-defined]
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # forked siblings are reaped automatically
@@ -110,53 +229,61 @@ def main(argv: list[str]) -> int:
 
 
 def serve(frames_in: IO[bytes], frames_out: IO[bytes]) -> int:
-    """Serve runs until input ends: ``("run", config)``, task batches, ``None`` ends a run."""
+    """Serve runs until input ends: :class:`StartRun`, :class:`TaskBatch` es, :class:`EndRun`."""
     write_lock = threading.Lock()
 
     def send(obj: Any) -> None:
         with write_lock:
-            write_frame(frames_out, obj)
+            write_message(frames_out, obj)
 
-    from .runner import GenerationRunner
+    from .kernel import GenerationKernel
+    from .router import ProviderRouter
 
-    send("ready")
+    send(Ready(os.getpid()))
     loop = asyncio.new_event_loop()
+    router = ProviderRouter()
     try:
         while True:
-            message = read_frame(frames_in)
-            if not isinstance(message, tuple) or message[0] != "run":
+            start = read_message(frames_in)
+            if not isinstance(start, StartRun):
                 return 0
-            config = dict(message[1])
-            limit = config.pop("limit", None)
-            runner = GenerationRunner(processes=1, **config)
-            if limit is not None:  # the parent sizes our window and wants to hear of 429s
-                runner.rate_limit_listener = lambda: send("rate_limited")
+            kernel = GenerationKernel(router, start.settings)
             feed = TaskFeed()
 
             def pump(feed: TaskFeed = feed) -> None:
                 while True:
-                    batch = read_frame(frames_in)
-                    if batch is EOF:
+                    message = read_message(frames_in)
+                    if message is None:
                         # The parent is gone (killed?): stop at once, send nothing more.
                         os._exit(0)
+                    batch = message if isinstance(message, TaskBatch) else None
                     loop.call_soon_threadsafe(feed.inbox.put_nowait, batch)
                     if batch is None:
                         return
 
-            class Sink:
-                def put(self, record: Any, feed: TaskFeed = feed) -> None:
-                    send(feed.payload(record))
+            def emit(record: GenerationRecord, feed: TaskFeed = feed) -> None:
+                send(feed.message(record))
 
             reader = threading.Thread(target=pump, name="themis-worker-inbox", daemon=True)
             reader.start()
             loop.run_until_complete(
-                runner._produce(feed.tasks(), Sink(), threading.Event(), limit=limit)
+                kernel.produce(
+                    feed.tasks(),
+                    emit,
+                    limiter=kernel.limiters(start.limit),
+                    on_rate_limit=(lambda: send(RateLimited()))
+                    if start.report_rate_limits
+                    else None,
+                )
             )
             reader.join()
-            send("done")
+            send(RunDone())
     finally:
         frames_out.close()
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    # Run the imported module's main, so messages pickle as ``_worker.X``, not ``__main__.X``.
+    from pytest_themis.generation import _worker
+
+    sys.exit(_worker.main(sys.argv[1:]))

@@ -2,35 +2,57 @@
 
 litellm spends several milliseconds of CPU per call; at high concurrency one Python process is
 CPU-bound long before the provider is. The parent streams task batches to workers (see
-:mod:`._worker`), each running the ordinary async runner, and keeps everything stateful itself:
-the cache, scoring, the cost budget and the order records are persisted in.
+:mod:`._worker`), each running a :class:`~.kernel.GenerationKernel`, and keeps everything
+stateful itself: the cache, scoring, the cost budget and the order records are persisted in.
+A worker that dies has its unanswered tasks handed to the others, or run in this process when
+none is left: every task yields exactly one record.
 """
 
 from __future__ import annotations
 
 import asyncio
 import atexit
+import concurrent.futures
 import os
 import queue
 import subprocess
 import sys
 import threading
+from collections import deque
 from collections.abc import Iterable, Iterator
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from ..core.entities import GenerationError, GenerationRecord, GenerationTask, TokenUsage
-from ._worker import EOF, TaskFeed, read_frame, write_frame
+from ..core.entities import GenerationRecord, GenerationTask
+from ._worker import (
+    EndRun,
+    RateLimited,
+    Ready,
+    RecordDone,
+    RunDone,
+    StartRun,
+    TaskBatch,
+    TaskFeed,
+    WorkerGone,
+    read_message,
+    write_message,
+)
+from .kernel import END, Budget, GenerationKernel, crash, drain, shared_loop, take_available
 from .retry import AimdWindow
-from .runner import _DONE, _Crash, _shared_loop, drain, take_available
 
-if TYPE_CHECKING:
-    from .runner import GenerationRunner
-
-__all__ = ["default_processes", "pool_size", "prestart", "run_in_processes", "shutdown_pool"]
+__all__ = [
+    "ProcessStrategy",
+    "default_processes",
+    "pool_pids",
+    "pool_size",
+    "prestart",
+    "shutdown_pool",
+]
 
 _SEND_BATCH = 32
 #: Upper bound of an adaptive (``max_parallel="auto"``) window across all processes.
 _AUTO_CEILING = 256
+#: What the hand-out thread puts into its output queue when asked to stop.
+_STOP = object()
 
 
 class _Worker:
@@ -43,45 +65,52 @@ class _Worker:
     def __init__(self, to_worker: int, from_worker: int, proc: subprocess.Popen[bytes]) -> None:
         self.cap = 0
         self.window = 0
-        self.outstanding: set[int] = set()
+        self.outstanding: dict[int, GenerationTask] = {}
         self.is_ready = threading.Event()
+        #: The worker's own process id, known once it is ready (workers are forked siblings).
+        self.pid: int | None = None
         self._run_done = threading.Event()
         self._eof = False
         self._out: queue.SimpleQueue[Any] | None = None
         self.proc = proc
         self._stdin = os.fdopen(to_worker, "wb")
         stdout = os.fdopen(from_worker, "rb")
+        threading.Thread(
+            target=self._read, args=(stdout,), name="themis-worker-reader", daemon=True
+        ).start()
 
-        def read() -> None:
-            while True:
-                payload = read_frame(stdout)
-                if payload is EOF:
-                    self._eof = True
-                    payload = None
-                if payload == "ready":
-                    self.is_ready.set()
-                elif payload == "done":
-                    self._run_done.set()
-                    continue
-                out = self._out
-                if out is not None:
-                    out.put((self, payload))
-                if payload is None:
-                    self._run_done.set()
-                    return
-
-        threading.Thread(target=read, name="themis-worker-reader", daemon=True).start()
+    def _read(self, stdout: Any) -> None:
+        while True:
+            message = read_message(stdout)
+            if message is None:
+                self._eof = True
+                message = WorkerGone()
+            if isinstance(message, Ready):
+                self.pid = message.pid
+                self.is_ready.set()
+            elif isinstance(message, RunDone):
+                self._run_done.set()
+                continue
+            out = self._out
+            if out is not None:
+                out.put((self, message))
+            if isinstance(message, WorkerGone):
+                self._run_done.set()
+                return
 
     @property
     def alive(self) -> bool:
         return not self._eof  # a worker's output ends only when it exits
 
-    def begin(self, config: dict[str, Any], cap: int, out: queue.SimpleQueue[Any]) -> None:
+    def begin(self, start: StartRun, cap: int, out: queue.SimpleQueue[Any]) -> None:
         self.cap = cap
-        self.outstanding = set()
+        self.outstanding = {}
         self._out = out
         self._run_done.clear()
-        write_frame(self._stdin, ("run", config))
+        try:
+            write_message(self._stdin, start)
+        except (OSError, ValueError):  # died in the pool; its reader reports it
+            return
         if self.is_ready.is_set():
             self.ready()
 
@@ -93,13 +122,16 @@ class _Worker:
         return self.window - len(self.outstanding)
 
     def send(self, batch: list[tuple[int, GenerationTask]]) -> None:
-        self.outstanding.update(index for index, _ in batch)
-        write_frame(self._stdin, [(i, _light(t)) for i, t in batch])
+        self.outstanding.update(batch)
+        try:
+            write_message(self._stdin, TaskBatch([(i, _light(t)) for i, t in batch]))
+        except (OSError, ValueError):  # the worker is gone; its reader reports it
+            pass
 
     def finish(self) -> None:
-        """End the current run (the worker answers ``done`` when its last record is out)."""
+        """End the current run (the worker answers :class:`RunDone` when its last is out)."""
         try:
-            write_frame(self._stdin, None)
+            write_message(self._stdin, EndRun())
         except (OSError, ValueError):  # the worker is gone
             pass
 
@@ -111,17 +143,20 @@ class _Worker:
         self.window = 0
 
     def kill(self) -> None:
-        """Close the worker's input (it exits on end of input) and, failing that, end it."""
+        """Close the worker's input (it exits on end of input) and, failing that, end it.
+
+        A worker still importing its client library (not ready: a session that needed no
+        request, e.g. a fully cached rerun) is ended at once instead of being waited for.
+        """
         try:
             self._stdin.close()
         except OSError:
             pass
         self._eof = True
-        if self.proc.poll() is None and not self._run_done.wait(timeout=2):
+        if self.proc.poll() is not None:
+            return
+        if not self.is_ready.is_set() or not self._run_done.wait(timeout=2):
             self.proc.kill()
-
-    def exit_code(self) -> int | None:
-        return self.proc.poll()
 
 
 def _spawn(count: int) -> list[_Worker]:
@@ -152,22 +187,35 @@ _POOL: list[_Worker] = []
 _POOL_LOCK = threading.Lock()
 
 
-def prestart(count: int) -> None:
-    """Start ``count`` worker processes now so their imports overlap with other start-up work.
+#: Workers promised by ``prestart(..., deferred=True)`` and not started yet.
+_DEFERRED = 0
 
-    Runs that follow use only these workers (this process then never imports litellm).
+
+def prestart(count: int, *, deferred: bool = False) -> None:
+    """Give runs a pool of ``count`` worker processes; they then use only these workers (this
+    process never imports litellm).
+
+    Started now, their imports overlap with other start-up work. ``deferred=True`` starts them
+    only when the first run has a request to send, so a session that sends none (a fully
+    cached rerun) starts no process and pays for no import.
     """
+    global _DEFERRED
     with _POOL_LOCK:
         _POOL[:] = [w for w in _POOL if w.alive]
+        if deferred:
+            _DEFERRED = max(_DEFERRED, count - len(_POOL))
+            return
         _POOL.extend(_spawn(count - len(_POOL)))
 
 
 def _take_workers(count: int) -> list[_Worker]:
     """``count`` workers: pooled ones first, then freshly spawned."""
+    global _DEFERRED
     with _POOL_LOCK:
         _POOL[:] = [w for w in _POOL if w.alive]
         taken = _POOL[:count]
         del _POOL[:count]
+        _DEFERRED = 0
     return taken + _spawn(count - len(taken))
 
 
@@ -179,41 +227,63 @@ def _return_workers(workers: list[_Worker]) -> None:
 @atexit.register
 def shutdown_pool() -> None:
     """Stop the prestarted workers (also run at interpreter exit)."""
+    global _DEFERRED
     with _POOL_LOCK:
         workers = list(_POOL)
         _POOL.clear()
+        _DEFERRED = 0
     for worker in workers:
         worker.kill()
+
+
+def pool_size() -> int:
+    """Live workers waiting in the prestarted pool (deferred ones included)."""
+    with _POOL_LOCK:
+        return sum(1 for w in _POOL if w.alive) + _DEFERRED
+
+
+def pool_pids() -> list[int]:
+    """Process ids of the ready workers waiting in the prestarted pool."""
+    with _POOL_LOCK:
+        return [w.pid for w in _POOL if w.alive and w.pid is not None]
+
+
+def default_processes() -> int:
+    """Process count for ``processes="auto"`` (this one included): one per core, at most four."""
+    return max(1, min(4, os.cpu_count() or 1))
 
 
 class _LocalWorker:
     """This process's own share, on the shared event loop: busy from the first moment."""
 
+    alive = True
+
     def __init__(
         self,
-        runner: GenerationRunner,
+        kernel: GenerationKernel,
         cap: int,
         out: queue.SimpleQueue[Any],
-        limit: int | None = None,
+        limit: int | None,
+        report_rate_limits: bool,
     ) -> None:
+        self.cap = 0
         self.window = cap
-        self.outstanding: set[int] = set()
-        self._loop = _shared_loop()
+        self.outstanding: dict[int, GenerationTask] = {}
+        self._loop = shared_loop()
         self._feed = feed = TaskFeed()
-        me = self
 
-        class Sink:
-            def put(self, record: GenerationRecord) -> None:
-                out.put((me, feed.payload(record)))
-
-        if limit is not None:  # the parent sizes our window and wants to hear of 429s
-            runner.rate_limit_listener = lambda: out.put((me, "rate_limited"))
+        def emit(record: GenerationRecord) -> None:
+            out.put((self, feed.message(record)))
 
         async def main() -> None:
-            try:
-                await runner._produce(feed.tasks(), Sink(), threading.Event(), limit=limit)
-            finally:
-                out.put((me, None))
+            await kernel.produce(
+                feed.tasks(),
+                emit,
+                limiter=kernel.limiters(limit),
+                on_rate_limit=(lambda: out.put((self, RateLimited())))
+                if report_rate_limits
+                else None,
+            )
 
         self._future = asyncio.run_coroutine_threadsafe(main(), self._loop)
 
@@ -222,19 +292,23 @@ class _LocalWorker:
         return self.window - len(self.outstanding)
 
     def send(self, batch: list[tuple[int, GenerationTask]]) -> None:
-        self.outstanding.update(index for index, _ in batch)
-        self._loop.call_soon_threadsafe(self._feed.inbox.put_nowait, batch)
+        self.outstanding.update(batch)
+        self._loop.call_soon_threadsafe(self._feed.inbox.put_nowait, TaskBatch(batch))
 
     def finish(self) -> None:
         if not self._future.done():
             self._loop.call_soon_threadsafe(self._feed.inbox.put_nowait, None)
 
+    def kill(self) -> None:
+        self._future.cancel()
+
     def stop(self) -> None:
         self.finish()
-        self._future.result()
-
-    def exit_code(self) -> int | None:
-        return None
+        if not self._future.cancelled():
+            try:
+                self._future.result()
+            except concurrent.futures.CancelledError:
+                pass
 
 
 def _light(task: GenerationTask) -> GenerationTask:
@@ -242,196 +316,217 @@ def _light(task: GenerationTask) -> GenerationTask:
     return GenerationTask(task.cell, task.row_id, task.sample_index, task.messages)
 
 
-def _record(task: GenerationTask, payload: tuple[Any, ...]) -> GenerationRecord:
-    _, text, usage, cost, latency, finish_reason, error, attempts = payload
-    return GenerationRecord(
-        task=task,
-        text=text,
-        usage=TokenUsage(*usage) if usage is not None else None,
-        cost=cost,
-        latency=latency,
-        finish_reason=finish_reason,
-        error=GenerationError(*error) if error is not None else None,
-        attempts=attempts,
-    )
-
-
-def _crashed(task: GenerationTask, code: int | None) -> GenerationRecord:
-    return GenerationRecord(
-        task=task,
-        error=GenerationError(
-            "transient",
-            "WorkerCrashed",
-            f"the generation worker process exited (code {code}) before answering; rerun to retry",
-        ),
-    )
-
-
-def run_in_processes(
-    runner: GenerationRunner, tasks: Iterable[GenerationTask], processes: int, max_batch: int
-) -> Iterator[list[GenerationRecord]]:
-    """Stream ``tasks`` through this process plus ``processes - 1`` workers; yield batches.
+class ProcessStrategy:
+    """Stream tasks through this process plus worker processes; yield finished records.
 
     This process starts sending at once with the whole concurrency budget; each worker process
     takes an equal share of it as soon as it reports ready, so a worker's start-up (the
-    litellm import) never delays the first requests.
-
-    Tasks are handed out on a thread of their own, so a freed slot is refilled at once, however
-    long the caller spends on a batch (writing it to the cache, scoring it).
+    litellm import) never delays the first requests. With a prestarted pool only the pool's
+    workers send (this process stays free of the client library) unless they all die.
     """
-    results: queue.SimpleQueue[Any] = queue.SimpleQueue()
-    out: queue.SimpleQueue[Any] = queue.SimpleQueue()
-    stop = threading.Event()
 
-    def dispatch() -> None:
+    def __init__(self, kernel: GenerationKernel, budget: Budget, processes: int) -> None:
+        self.kernel = kernel
+        self.budget = budget
+        self.processes = processes
+        #: Records produced by worker processes (not this one) in the last run.
+        self.records_from_workers = 0
+
+    def run(self, tasks: Iterable[GenerationTask], max_batch: int) -> Iterator[list[Any]]:
+        """Yield lists of records as they finish.
+
+        Tasks are handed out on a thread of their own, so a freed slot is refilled at once,
+        however long the caller spends on a batch (writing it to the cache, scoring it).
+        """
+        results: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        out: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        stop = threading.Event()
+        dispatcher = _Dispatcher(self, iter(tasks), out, stop)
+
+        def hand_out() -> None:
+            try:
+                for batch in dispatcher.loop(max_batch):
+                    results.put(batch)
+            except BaseException as exc:  # noqa: BLE001 - handed to the consumer thread
+                results.put(crash(exc))
+            finally:
+                results.put(END)
+
+        thread = threading.Thread(target=hand_out, name="themis-dispatch", daemon=True)
+        thread.start()
         try:
-            for batch in _dispatch(runner, tasks, processes, max_batch, out, stop):
-                results.put(batch)
-        except BaseException as exc:  # noqa: BLE001 - handed to the consumer thread
-            results.put(_Crash(exc))
+            for batches in drain(results, max_batch):
+                yield [record for batch in batches for record in batch]
         finally:
-            results.put(_DONE)
-
-    thread = threading.Thread(target=dispatch, name="themis-dispatch", daemon=True)
-    thread.start()
-    try:
-        for batches in drain(results, max_batch):
-            yield [record for batch in batches for record in batch]
-    finally:
-        stop.set()
-        out.put((None, _STOP))  # wakes the dispatcher if it is waiting for worker output
-        thread.join()
+            stop.set()
+            out.put((None, _STOP))  # wakes the dispatcher if it is waiting for worker output
+            thread.join()
 
 
-_STOP = "stop"
+class _Dispatcher:
+    """The hand-out loop of one :meth:`ProcessStrategy.run`."""
 
+    def __init__(
+        self,
+        strategy: ProcessStrategy,
+        source: Iterator[GenerationTask],
+        out: queue.SimpleQueue[Any],
+        stop: threading.Event,
+    ) -> None:
+        self.strategy = strategy
+        self.kernel = strategy.kernel
+        self.budget = strategy.budget
+        self.source = source
+        self.out = out
+        self.stop = stop
+        settings = self.kernel.settings
+        self.auto = settings.adaptive
+        self.total = _AUTO_CEILING if self.auto else int(settings.max_parallel)
+        # With "auto" one AIMD window here spans every process (a controller per process would
+        # overshoot together); workers get a large fixed limit and report each 429.
+        self.window = AimdWindow(maximum=_AUTO_CEILING) if self.auto else None
+        self.requeued: deque[tuple[int, GenerationTask]] = deque()
+        self.exhausted = False
+        self.next_index = 0
+        self.local: _LocalWorker | None = None
+        self.remote: list[_Worker] = []
+        self.workers: list[Any] = []
 
-def _dispatch(
-    runner: GenerationRunner,
-    tasks: Iterable[GenerationTask],
-    processes: int,
-    max_batch: int,
-    out: queue.SimpleQueue[Any],
-    stop: threading.Event,
-) -> Iterator[list[GenerationRecord]]:
-    """The hand-out loop of :func:`run_in_processes`; ``out`` carries the workers' output."""
-    auto = runner.max_parallel == "auto"
-    total = _AUTO_CEILING if auto else int(runner.max_parallel)
-    # With "auto" one AIMD window here spans every process (a controller per process would
-    # overshoot together); workers get a large fixed limit and report each 429.
-    window = AimdWindow(maximum=_AUTO_CEILING) if auto else None
-    config = {
-        "max_retries": runner.max_retries,
-        "timeout": runner.timeout,
-        "retry_base_delay": runner.retry_policy.base_delay,
-        "retry_max_delay": runner.retry_policy.max_delay,
-    }
-    pooled = pool_size()
-    if pooled:
-        # A prestarted pool: workers only, this process stays free of the client library.
-        remote = _take_workers(min(max(pooled, processes), total))
-        local = None
-    else:
-        remote = _take_workers(min(processes, total) - 1)
-        local = _LocalWorker(runner, total, out, limit=_AUTO_CEILING if auto else None)
-    # Shares add up to exactly ``total``: never more requests in flight than asked for.
-    shares = [total // len(remote) + (i < total % len(remote)) for i in range(len(remote))]
-    for worker, share in zip(remote, shares, strict=True):
-        if auto:
-            worker.begin(dict(config, max_parallel=total, limit=total), share, out)
+    # -- workers ------------------------------------------------------------------------------
+
+    def _start(self) -> None:
+        pooled = pool_size()
+        processes = self.strategy.processes
+        if pooled:
+            self.remote = _take_workers(min(max(pooled, processes), self.total))
         else:
-            worker.begin(dict(config, max_parallel=share), share, out)
-    workers: list[Any] = ([local] if local is not None else []) + remote
-    alive: set[Any] = set(workers)
-    pending: dict[int, GenerationTask] = {}
-    source = iter(tasks)
-    exhausted = False
-    next_index = 0
-    try:
-        while not stop.is_set():
-            ready: list[GenerationRecord] = []
-            if window is not None:
-                _split_window(int(window.limit), [w for w in workers if w in alive])
-            elif local is not None:
-                local.window = total - sum(w.cap for w in remote if w.window and w in alive)
-            for worker in workers:
-                if worker not in alive:
-                    continue
-                batch: list[tuple[int, GenerationTask]] = []
-                while not exhausted and worker.room - len(batch) > 0:
-                    try:
-                        task = next(source)
-                    except StopIteration:
-                        exhausted = True
-                        break
-                    if runner._budget_spent():
-                        ready.append(runner._budget_record(task))
-                        continue
-                    pending[next_index] = task
-                    batch.append((next_index, task))
-                    next_index += 1
-                    if len(batch) >= _SEND_BATCH:
-                        worker.send(batch)
-                        batch = []
-                if batch:
-                    worker.send(batch)
-            if ready:
-                yield ready
+            self.remote = _take_workers(min(processes, self.total) - 1)
+            self._start_local()
+        count = len(self.remote)
+        # Shares add up to exactly ``total``: never more requests in flight than asked for.
+        shares = [self.total // count + (i < self.total % count) for i in range(count)]
+        settings = self.kernel.settings
+        for worker, share in zip(self.remote, shares, strict=True):
+            limit = self.total if self.auto else share
+            worker.begin(StartRun(settings, limit, report_rate_limits=self.auto), share, self.out)
+        self.workers.extend(self.remote)
+
+    def _start_local(self) -> None:
+        limit = _AUTO_CEILING if self.auto else None
+        self.local = _LocalWorker(self.kernel, self.total, self.out, limit, self.auto)
+        self.workers.insert(0, self.local)
+
+    def _alive(self) -> list[Any]:
+        return [w for w in self.workers if w.alive]
+
+    def _size_windows(self) -> None:
+        if self.window is not None:
+            ready = [w for w in self._alive() if w is self.local or w.is_ready.is_set()]
+            limit = int(self.window.limit)
+            for worker in self.workers:
+                worker.window = 0
+            for i, worker in enumerate(ready):
+                worker.window = limit // len(ready) + (i < limit % len(ready))
+        elif self.local is not None:
+            busy = sum(w.cap for w in self.remote if w.window and w.alive)
+            self.local.window = self.total - busy
+
+    # -- tasks --------------------------------------------------------------------------------
+
+    def _next(self) -> tuple[int, GenerationTask] | None:
+        if self.requeued:
+            return self.requeued.popleft()
+        if self.exhausted:
+            return None
+        task = next(self.source, None)
+        if task is None:
+            self.exhausted = True
+            return None
+        self.next_index += 1
+        return self.next_index - 1, task
+
+    def _fill(self, worker: Any, ready: list[GenerationRecord]) -> None:
+        batch: list[tuple[int, GenerationTask]] = []
+        while worker.room - len(batch) > 0:
+            item = self._next()
+            if item is None:
+                break
+            if self.budget.exhausted:
+                ready.append(self.budget.record(item[1]))
                 continue
-            if exhausted and not pending:
-                return
-            if not alive:
-                yield [_crashed(pending.pop(i), None) for i in sorted(pending)]
-                return
-            for worker, payload in take_available(out, max_batch):
-                if payload == _STOP and worker is None:
-                    return
-                if payload == "ready":
-                    worker.ready()
-                elif payload == "rate_limited":
-                    if window is not None:
-                        window.on_rate_limit(sum(len(w.outstanding) for w in workers))
-                elif payload is None:
-                    alive.discard(worker)
-                    code = worker.exit_code()
-                    ready.extend(_crashed(pending.pop(i), code) for i in sorted(worker.outstanding))
-                    worker.outstanding.clear()
-                else:
-                    index = payload[0]
-                    worker.outstanding.discard(index)
-                    record = _record(pending.pop(index), payload)
-                    runner._charge(record.cost)
-                    if window is not None and record.error is None:
-                        window.on_success()
-                    if worker is not local:
-                        runner.records_from_workers += 1
-                    ready.append(record)
-            if ready:
-                yield ready
-    finally:
-        runner.rate_limit_listener = None
-        for worker in workers:
-            worker.finish()
-        for worker in workers:
-            worker.stop()
-        _return_workers(remote)
+            batch.append(item)
+            if len(batch) >= _SEND_BATCH:
+                worker.send(batch)
+                batch = []
+        if batch:
+            worker.send(batch)
 
+    @property
+    def _outstanding(self) -> int:
+        return sum(len(w.outstanding) for w in self.workers)
 
-def _split_window(limit: int, workers: list[Any]) -> None:
-    """Share an adaptive window among the workers that are ready to take tasks."""
-    ready = [w for w in workers if isinstance(w, _LocalWorker) or w.is_ready.is_set()]
-    for worker in workers:
+    def _done(self) -> bool:
+        return self.exhausted and not self.requeued and not self._outstanding
+
+    # -- messages -----------------------------------------------------------------------------
+
+    def _handle(self, worker: Any, message: Any, ready: list[GenerationRecord]) -> bool:
+        """Act on one message; False when asked to stop."""
+        if message is _STOP and worker is None:
+            return False
+        if isinstance(message, Ready):
+            worker.ready()
+        elif isinstance(message, RateLimited):
+            if self.window is not None:
+                self.window.on_rate_limit(self._outstanding)
+        elif isinstance(message, WorkerGone):
+            self._lost(worker)
+        elif isinstance(message, RecordDone):
+            record = message.to_record(worker.outstanding.pop(message.index))
+            self.budget.charge(record.cost)
+            if self.window is not None and record.error is None:
+                self.window.on_success()
+            if worker is not self.local:
+                self.strategy.records_from_workers += 1
+            ready.append(record)
+        return True
+
+    def _lost(self, worker: _Worker) -> None:
+        """A worker died: its unanswered tasks go back to the queue (to others, or here)."""
+        self.requeued.extend(sorted(worker.outstanding.items()))
+        worker.outstanding = {}
         worker.window = 0
-    for i, worker in enumerate(ready):
-        worker.window = limit // len(ready) + (i < limit % len(ready))
+        if self.local is None and not self._alive():
+            self._start_local()
 
+    def loop(self, max_batch: int) -> Iterator[list[GenerationRecord]]:
+        self._start()
+        try:
+            while not self.stop.is_set():
+                ready: list[GenerationRecord] = []
+                self._size_windows()
+                for worker in self._alive():
+                    self._fill(worker, ready)
+                if ready:
+                    yield ready
+                    continue
+                if self._done():
+                    return
+                for worker, message in take_available(self.out, max_batch):
+                    if not self._handle(worker, message, ready):
+                        return
+                if ready:
+                    yield ready
+        finally:
+            self._close(aborted=not self._done())
 
-def pool_size() -> int:
-    """Live workers waiting in the prestarted pool."""
-    with _POOL_LOCK:
-        return sum(1 for w in _POOL if w.alive)
-
-
-def default_processes() -> int:
-    """Process count for ``processes="auto"`` (this one included): one per core, at most four."""
-    return max(1, min(4, os.cpu_count() or 1))
+    def _close(self, aborted: bool) -> None:
+        """End the run; stopped early (Ctrl-C, closed iterator), cancel what is in flight."""
+        for worker in self.workers:
+            if aborted:
+                worker.kill()  # a worker process is replaced later; ours cancels its requests
+            else:
+                worker.finish()
+        for worker in self.workers:
+            worker.stop()
+        _return_workers(self.remote)

@@ -102,6 +102,9 @@ class BenchmarkPreset:
     prompt: PromptTemplate
     primary_metric: str
     default_model: str | None = None
+    #: ``--themis-preset`` items gate the primary metric at this value unless a
+    #: ``--themis-fail-under`` is given (None: no default gate).
+    default_fail_under: float | None = None
     sampling: SamplingConfig = field(default_factory=_default_sampling)
     extractor_factory: Factory = "IdentityExtractor"
     metric_factories: tuple[Factory, ...] = ()
@@ -225,16 +228,35 @@ class BenchmarkPreset:
         return row
 
     def describe_source(self, data_dir: str | os.PathLike[str] | None = None) -> dict[str, Any]:
-        """Where the data comes from, for the manifest (fingerprint = SHA-256 of a local file)."""
+        """Where the data comes from, for the manifest.
+
+        ``kind`` is ``hub`` (source, config, split and pinned revision; no file), ``local_file``
+        (a ``--themis-data-dir`` copy: its path and SHA-256 — no Hub fields, since nothing proves
+        the copy matches the pinned revision) or ``packaged`` (a file shipped with the package).
+        """
         path = self.local_file(data_dir)
-        return {
-            "source": self.source,
-            "config": self.config,
-            "split": self.split,
-            "revision": self.revision,
-            "local_path": str(path) if path is not None else None,
-            "fingerprint": file_fingerprint(path) if path is not None else None,
+        if path is None:
+            return {
+                "kind": "hub",
+                "source": self.source,
+                "config": self.config,
+                "split": self.split,
+                "revision": self.revision,
+                "local_path": None,
+                "fingerprint": None,
+            }
+        digest = file_fingerprint(path)
+        shipped = self.packaged_file is not None and Path(path) == Path(self.packaged_file)
+        info: dict[str, Any] = {
+            "kind": "packaged" if shipped else "local_file",
+            "source": str(path),
+            "local_path": str(path),
+            "fingerprint": digest,
+            "file_sha256": digest,
         }
+        if info["kind"] == "packaged":
+            info.update(source=None, split=self.split)
+        return info
 
     def to_dict(self) -> dict[str, Any]:
         return {

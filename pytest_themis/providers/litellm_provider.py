@@ -1,9 +1,12 @@
 """The ``litellm`` provider: any model litellm can reach, called with per-request settings only.
 
-litellm is imported on first use. Its global settings are never touched: retries, timeouts,
-keys, bases and headers all travel as keyword arguments of each call, so other code using
-litellm in the same process is unaffected. Failures are classified by exception *type* into
-:mod:`pytest_themis.errors`, and every message we raise has credentials replaced by ``***``.
+litellm is imported on first use. Its request settings are never touched globally: retries,
+timeouts, keys, bases and headers all travel as keyword arguments of each call, so other code
+using litellm in the same process is unaffected. The one global we set is output-only: litellm's
+debug banners ("Provider List: …", "Give Feedback / Get Help") are switched off, because our
+errors already say what failed and they would otherwise flood the user's terminal. Failures are
+classified by exception *type* into :mod:`pytest_themis.errors`, and every message we raise has
+credentials replaced by ``***``.
 """
 
 from __future__ import annotations
@@ -58,8 +61,19 @@ def _import_litellm() -> ModuleType:
         os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
         import litellm
 
+        _quiet(litellm)
         _litellm = litellm
     return _litellm
+
+
+def _quiet(litellm: ModuleType) -> None:
+    """Switch off litellm's printed banners and its verbose logger (output only)."""
+    setattr(litellm, "suppress_debug_info", True)  # noqa: B010 - untyped module attributes
+    setattr(litellm, "set_verbose", False)  # noqa: B010
+    import logging
+
+    for name in ("LiteLLM", "LiteLLM Router", "LiteLLM Proxy", "litellm"):
+        logging.getLogger(name).setLevel(logging.CRITICAL)
 
 
 class LiteLLMProvider(Provider):
@@ -235,11 +249,33 @@ def validate_model(identifier: str, options: Mapping[str, Any] | None = None) ->
     if identifier.split("/", 1)[0] in _WELL_KNOWN_PREFIXES and "/" in identifier:
         return
     if _resolve_provider(identifier, None) is None:
+        prefix, slash, rest = identifier.partition("/")
+        close = _closest_provider(prefix) if slash else None
+        if close is not None:
+            raise ConfigurationError(
+                f"litellm has no provider {prefix!r} (model {identifier!r}); did you mean "
+                f"'{close}/{rest}'? Known providers include openai, anthropic, gemini, "
+                "ollama; or set api_base to an OpenAI-compatible server"
+            )
         raise ConfigurationError(
             f"litellm cannot tell which provider serves model {identifier!r}; write it with "
             f"a provider prefix, e.g. 'openai/{identifier}', 'anthropic/{identifier}' or "
             f"'ollama/{identifier}', or set api_base to an OpenAI-compatible server"
         )
+
+
+def _closest_provider(prefix: str) -> str | None:
+    """The litellm provider name closest to a mistyped ``prefix`` (None when none is close)."""
+    import difflib
+
+    names = [str(getattr(p, "value", p)) for p in getattr(_import_litellm(), "provider_list", ())]
+    names = sorted(set(names) | _WELL_KNOWN_PREFIXES)
+    # Prefer the well-known names on ties ("opneai" -> "openai", not "openai_like").
+    for pool in (sorted(_WELL_KNOWN_PREFIXES), names):
+        found = difflib.get_close_matches(prefix.lower(), pool, n=1, cutoff=0.6)
+        if found:
+            return found[0]
+    return None
 
 
 def _api_base(options: Mapping[str, Any]) -> str | None:
@@ -327,11 +363,22 @@ def _classify(
         openai.AuthenticationError,
         openai.PermissionDeniedError,
     )
-    if isinstance(exc, auth_types) or status in (401, 403):
+    if isinstance(exc, auth_types) or status in (401, 403) or _missing_credentials(exc):
+        variables = _key_variables(litellm, model, options)
+        where_key = (
+            f"set {' or '.join(variables)} (or pass api_key)"
+            if variables
+            else "check the api_key option or the provider's API key environment variable"
+        )
+        missing = _missing_credentials(exc) and not options.get("api_key")
+        what = (
+            "no API key was found (nothing was sent)"
+            if missing
+            else f"the credentials were rejected (HTTP {status or 401})"
+        )
         return AuthenticationError(
-            f"{where}: the credentials were rejected (HTTP {status or 401}): {detail}; check "
-            "the api_key option or the provider's API key environment variable",
-            status_code=status or 401,
+            f"{where}: {what}: {detail}; {where_key}",
+            status_code=None if missing else status or 401,
             model=model,
         )
     if isinstance(exc, (litellm.NotFoundError, openai.NotFoundError)) or status == 404:
@@ -392,6 +439,40 @@ def _classify(
     return ProviderError(
         f"{where} failed: {type(exc).__name__}: {detail}", status_code=status, model=model
     )
+
+
+_MISSING_KEY_PHRASES = (
+    "missing credentials",
+    "api_key client option must be set",
+    "missing api key",
+    "api key not found",
+    "no api key",
+    "api_key must be",
+)
+
+
+def _missing_credentials(exc: BaseException) -> bool:
+    """Whether the client refused to send because no key was configured (litellm reports this
+    as a 500 or a generic error, although nothing reached the server)."""
+    return any(phrase in str(e).lower() for e in _chain(exc) for phrase in _MISSING_KEY_PHRASES)
+
+
+def _key_variables(litellm: ModuleType, model: str, options: Mapping[str, Any]) -> list[str]:
+    """The environment variable(s) litellm reads the key of ``model`` from (no network)."""
+    if options.get("api_base") and not options.get("custom_llm_provider"):
+        prefix = model.split("/", 1)[0]
+        if prefix not in getattr(litellm, "provider_list", ()):
+            return []
+    try:
+        found = litellm.validate_environment(model=model)
+    except Exception:  # noqa: BLE001 - best effort: the message still names the api_key option
+        return []
+    missing = found.get("missing_keys") if isinstance(found, Mapping) else None
+    names = [str(k) for k in missing or [] if str(k).isupper()]
+    prefix = model.split("/", 1)[0]
+    if not names and prefix in _WELL_KNOWN_PREFIXES:
+        names = [prefix.upper() + "_API_KEY"]  # a rejected key: name where it came from
+    return names
 
 
 def _detail(exc: BaseException) -> str:

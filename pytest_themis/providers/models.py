@@ -30,7 +30,7 @@ PROVIDER_OPTIONS: dict[str, frozenset[str]] = {
         }
     ),
     "fake": frozenset({"wrong_rate", "latency", "fail_rate", "error"}),
-    "python": frozenset(),
+    "python": frozenset({"version"}),  # a declared version of a callable model (cache key)
 }
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from ..backends.storage import StorageBackend
+from ..errors import CacheFolderError
 from .urls import open_storage
 
 __all__ = ["CacheIntegrityWarning", "ExperimentStorage", "open_storage"]
@@ -45,6 +46,12 @@ def decode_value(data: object) -> dict[str, Any] | None:
     return value if isinstance(value, dict) else None
 
 
+def _whole_database(exc: sqlite3.DatabaseError) -> bool:
+    """Whether the error concerns the database file itself, not one entry."""
+    text = str(exc).lower()
+    return any(p in text for p in ("not a database", "malformed", "disk i/o", "readonly"))
+
+
 class ExperimentStorage(StorageBackend):
     """Generations and run records in a diskcache folder; safe across threads and processes.
 
@@ -59,24 +66,49 @@ class ExperimentStorage(StorageBackend):
 
     @property
     def cache(self) -> Any:
+        """The open diskcache; a folder that cannot be used raises :class:`CacheFolderError`."""
         if self._cache is None:
             import diskcache
 
-            self.path.mkdir(parents=True, exist_ok=True)
-            self._cache = diskcache.Cache(
-                str(self.path),
-                eviction_policy="none",
-                size_limit=2**62,
-                cull_limit=0,
-                statistics=False,
-                tag_index=False,
-            )
+            try:
+                self.path.mkdir(parents=True, exist_ok=True)
+                self._cache = diskcache.Cache(
+                    str(self.path),
+                    eviction_policy="none",
+                    size_limit=2**62,
+                    cull_limit=0,
+                    statistics=False,
+                    tag_index=False,
+                )
+            except (OSError, sqlite3.Error) as exc:
+                raise self.folder_error(exc) from None
         return self._cache
 
+    def folder_error(self, exc: BaseException) -> CacheFolderError:
+        """A one-line error naming the folder, what is wrong with it and the fix."""
+        database = self.path / "cache.db"
+        if isinstance(exc, sqlite3.DatabaseError) and database.is_file():
+            return CacheFolderError(
+                f"the cache database {database} is damaged ({exc}); move it aside "
+                f"(mv {database} {database}.bad) or delete it to start an empty cache, or use "
+                "another cache folder (--themis-cache-dir / storage=)"
+            )
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        return CacheFolderError(
+            f"cannot use the cache folder {self.path}: {reason}; pass a writable folder "
+            "(--themis-cache-dir DIR / storage=DIR) or turn the cache off (--themis-cache=off)"
+        )
+
     def get(self, key: str) -> dict[str, Any] | None:
+        cache = self.cache
         try:
-            data = self.cache.get(key, default=None, retry=True)
-        except (sqlite3.DatabaseError, OSError, ValueError, EOFError) as exc:
+            data = cache.get(key, default=None, retry=True)
+        except sqlite3.DatabaseError as exc:
+            if _whole_database(exc):
+                raise self.folder_error(exc) from None
+            self._report_bad(key, f"unreadable ({type(exc).__name__}: {exc})")
+            return None
+        except (OSError, ValueError, EOFError) as exc:
             self._report_bad(key, f"unreadable ({type(exc).__name__}: {exc})")
             return None
         if data is None:
@@ -91,15 +123,23 @@ class ExperimentStorage(StorageBackend):
         return self.cache.get(key, default=None, retry=True)
 
     def set(self, key: str, value: dict[str, Any]) -> None:
-        self.cache.set(key, encode_value(value), retry=True)
+        cache = self.cache
+        try:
+            cache.set(key, encode_value(value), retry=True)
+        except (OSError, sqlite3.Error) as exc:
+            raise self.folder_error(exc) from None
 
     def set_many(self, items: Iterable[tuple[str, dict[str, Any]]]) -> None:
         encoded = [(k, encode_value(v)) for k, v in items]
         if not encoded:
             return
-        with self.cache.transact(retry=True):
-            for key, data in encoded:
-                self.cache.set(key, data, retry=True)
+        cache = self.cache
+        try:
+            with cache.transact(retry=True):
+                for key, data in encoded:
+                    cache.set(key, data, retry=True)
+        except (OSError, sqlite3.Error) as exc:
+            raise self.folder_error(exc) from None
 
     def keys(self, prefix: str = "") -> Iterator[str]:
         for key in self.cache.iterkeys():

@@ -8,6 +8,7 @@ import warnings
 import pytest
 from engine_support import MatchPipeline, ScriptedProvider
 
+from pytest_themis.backends import ExecutionBackend
 from pytest_themis.core.entities import ModelSpec, SamplingConfig
 from pytest_themis.errors import ConfigurationError, ServerError
 from pytest_themis.experiment.cache_manager import CacheManager, generation_key
@@ -201,3 +202,63 @@ def test_run_record_is_saved(tmp_path, rows):
     cache = CacheManager(ExperimentStorage(tmp_path))
     report = _orch(ScriptedProvider(), cache).run(rows[:3], run_id="sweep-1")
     assert cache.load_run("sweep-1")["manifest_sha256"] == report.manifest["manifest_sha256"]
+
+
+class _DroppingBackend(ExecutionBackend):
+    """A broken user backend that silently loses every fifth result."""
+
+    def map_unordered(self, fn, items, *, max_in_flight):
+        for i, item in enumerate(items):
+            if i % 5:
+                yield fn(item)
+
+
+def test_records_missing_from_a_backend_mark_the_report_incomplete(tmp_path, rows):
+    cache = CacheManager(ExperimentStorage(tmp_path))
+    plan = _plan(n_models=1, temps=(0.0,))
+    report = _orch(ScriptedProvider(), cache, plan, execution_backend=_DroppingBackend()).run(rows)
+    assert report.incomplete and report.missing == 10 and len(report.records) == 40
+    (cell,) = report.manifest["cells"]
+    assert cell["incomplete"] is True and cell["missing"] == 10
+
+
+def test_a_complete_run_is_not_incomplete(tmp_path, rows):
+    cache = CacheManager(ExperimentStorage(tmp_path))
+    report = _orch(ScriptedProvider(), cache).run(rows)
+    assert not report.incomplete and report.missing == 0 and len(report.records) == 200
+
+
+def test_an_item_with_missing_records_fails_naming_the_count(pytester):
+    pytester.makeconftest(
+        """
+        import pytest
+        from pytest_themis.backends import ExecutionBackend
+
+        class Dropping(ExecutionBackend):
+            def map_unordered(self, fn, items, *, max_in_flight):
+                for i, item in enumerate(items):
+                    if i % 4:
+                        yield fn(item)
+
+        @pytest.fixture(scope="session")
+        def themis_execution_backend():
+            return Dropping()
+        """
+    )
+    pytester.makepyfile(
+        """
+        import pytest
+
+        ROWS = [{"id": str(i), "q": f"{i}+{i}", "a": str(2 * i)} for i in range(8)]
+
+        @pytest.mark.themis(dataset=ROWS, prompts="{q}", models="fake:fake-oracle",
+                            reference_field="a", metrics=["exact_match"])
+        def test_cell(themis_report):
+            pass
+        """
+    )
+    result = pytester.runpytest("-p", "no:cacheprovider", "--themis-cache=off")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        ["*incomplete run, 2 of 8 planned generation(s) produced no record*"]
+    )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 import pytest
@@ -173,3 +174,34 @@ def test_error_messages_never_carry_the_api_key(rows):
     tasks = list(plan.iter_tasks(plan.prepare(rows[:1])))
     (record,) = _runner(ScriptedProvider(script)).run(tasks)
     assert "sk-canary-0042" not in record.error.message and "***" in record.error.message
+
+
+class _HangingProvider(ScriptedProvider):
+    """Answers ``0+0`` at once; every other request hangs until cancelled."""
+
+    async def agenerate(self, task, *, timeout=None):
+        self.in_flight += 1
+        try:
+            if task.prompt_text != "0+0":
+                await asyncio.sleep(3600)
+            return self._answer(task)
+        finally:
+            self.in_flight -= 1
+
+
+def test_closing_the_stream_cancels_requests_in_flight_within_a_second(rows):
+    provider = _HangingProvider()
+    batches = _runner(provider, max_parallel=8, processes=1).run_batches(_tasks(rows))
+    first = next(batches)
+    assert [r.task.prompt_text for r in first] == ["0+0"]
+    deadline = time.monotonic() + 5.0
+    while provider.in_flight < 8 and time.monotonic() < deadline:
+        time.sleep(0.01)  # the freed slot is refilled: a full window hangs at the provider
+    assert provider.in_flight == 8
+    started = time.perf_counter()
+    batches.close()  # what Ctrl-C in the consumer does too (the generator's finally runs)
+    assert time.perf_counter() - started < 1.0
+    deadline = time.monotonic() + 1.0
+    while provider.in_flight and time.monotonic() < deadline:
+        time.sleep(0.01)  # polling a condition with a deadline
+    assert provider.in_flight == 0

@@ -299,8 +299,10 @@ def test_env_var_points_at_the_data_dir(tmp_path: Path, monkeypatch: pytest.Monk
     assert len(gsm8k.load()) == 3
     info = gsm8k.describe_source()
     assert info["local_path"] == str(tmp_path / "gsm8k.jsonl")
-    assert info["source"] == "openai/gsm8k" and info["revision"] == gsm8k.revision
-    assert len(info["fingerprint"]) == 64
+    # A local copy is recorded as a file (path + SHA-256), not as the pinned Hub revision.
+    assert info["kind"] == "local_file" and info["source"] == info["local_path"]
+    assert "revision" not in info and "config" not in info
+    assert len(info["fingerprint"]) == 64 == len(info["file_sha256"])
 
 
 def test_truncated_local_copy_names_file_and_line(tmp_path: Path) -> None:

@@ -59,6 +59,7 @@ def test_spent_budget_stops_new_requests_and_keeps_finished_work(tmp_path: Path)
     assert again.manifest["cells"][0]["incomplete"] is False
 
 
+@pytest.mark.slow  # prestarts worker processes on purpose (a command-line litellm model)
 def test_budget_through_the_pytest_door(door: pytest.Pytester) -> None:
     n = 10
     write_jsonl(door.path / "data.jsonl", rows(n))

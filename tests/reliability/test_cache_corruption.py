@@ -51,7 +51,8 @@ def _sqlite_files(cache: Path) -> list[Path]:
 
 
 def _value_files(cache: Path) -> list[Path]:
-    return [p for p in cache.rglob("*.val")]
+    """Value files of generation entries (a run's per-sample record may be one too)."""
+    return [p for p in cache.rglob("*.val") if b'{"samples":' not in p.read_bytes()[:64]]
 
 
 def _run(url: str, cache: Path) -> Any:

@@ -38,6 +38,7 @@ def _worker_pids() -> set[int]:
     return pids
 
 
+@pytest.mark.slow  # starts a parent with worker processes that import litellm
 @pytest.mark.skipif(not Path("/proc").is_dir(), reason="needs /proc")
 @pytest.mark.timeout(120)
 def test_killed_parent_takes_its_workers_with_it(tmp_path):

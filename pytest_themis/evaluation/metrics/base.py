@@ -32,11 +32,13 @@ class Metric(ABC):
     ``name`` (the class name unless set) keys the score in every record and report.
     ``requires_reference`` says the metric needs a gold answer; ``uses_raw_text`` makes the
     pipeline hand it the raw response instead of the extracted prediction (so it still scores
-    responses whose extraction failed).
+    responses whose extraction failed). ``value_range`` is the closed interval scores lie in
+    (None: unbounded); gates outside it are rejected before any request.
     """
 
     name: str = "Metric"
     requires_reference: bool = True
+    value_range: tuple[float, float] | None = None
     uses_raw_text: bool = False
 
     def __init_subclass__(cls, **kwargs: Any) -> None:

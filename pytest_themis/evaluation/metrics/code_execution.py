@@ -42,6 +42,8 @@ class CodeExecution(Metric):
     the score's details. ``workers`` programs run at a time (default: one per CPU).
     """
 
+    value_range = (0.0, 1.0)
+
     def __init__(
         self,
         timeout: float = 5.0,

@@ -12,6 +12,8 @@ __all__ = ["Contains"]
 class Contains(Metric):
     """1.0 when the reference string occurs in the raw response (any of them, for a list)."""
 
+    value_range = (0.0, 1.0)
+
     uses_raw_text = True
 
     def __init__(self, case_sensitive: bool = False) -> None:

@@ -18,6 +18,8 @@ class ExactMatch(Metric):
     A list/tuple reference means "any of these answers is correct".
     """
 
+    value_range = (0.0, 1.0)
+
     def __init__(
         self, case_sensitive: bool = False, strip: bool = True, normalize_whitespace: bool = True
     ) -> None:

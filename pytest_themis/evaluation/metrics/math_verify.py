@@ -28,6 +28,8 @@ class MathVerifyAccuracy(Metric):
     interpreter exit.
     """
 
+    value_range = (0.0, 1.0)
+
     def __init__(self, timeout: float = 5.0, workers: int | None = None) -> None:
         if not isinstance(timeout, (int, float)) or isinstance(timeout, bool) or timeout <= 0:
             raise ConfigurationError(

@@ -24,6 +24,8 @@ class NumericMatch(Metric):
     is a dataset error.
     """
 
+    value_range = (0.0, 1.0)
+
     def compute(self, prediction: str, reference: Any) -> MetricScore:
         gold_text = _as_text(reference)
         gold = _gold_answer(gold_text) if gold_text is not None else None

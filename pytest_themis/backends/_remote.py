@@ -1,0 +1,285 @@
+"""The dispatcher every cluster engine shares: batches out, records back, lost work resubmitted.
+
+An engine (Ray, Dask) only provides an :class:`EngineAdapter`: start workers, submit a batch,
+wait for some, fetch a result. :class:`RemoteExecutionBackend` keeps the rules: the
+``max_parallel`` window holds across the cluster (tasks in submitted batches never exceed it;
+``"auto"`` is one AIMD window fed by the workers' 429 counts), batches are small so every worker
+has about two in flight, records are yielded as batches finish, a batch whose worker died is
+resubmitted (each task yields exactly one record), and the budget is checked before each
+submission (tasks not sent become budget records).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import threading
+import uuid
+from collections import OrderedDict, deque
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from ..core.entities import GenerationRecord, GenerationTask
+from ..generation.executors import TaskExecutor
+from ..generation.kernel import BatchResult, GenerationKernel, RunSettings
+from ..generation.retry import AimdWindow
+from .execution import ExecutionBackend, ExecutionJob
+
+__all__ = [
+    "EngineAdapter",
+    "RemoteExecutionBackend",
+    "WorkerJob",
+    "WorkerLost",
+    "run_task_batch",
+]
+
+#: Upper bound of an adaptive (``max_parallel="auto"``) window across the cluster.
+AUTO_CEILING = 256
+#: Kernels a worker process keeps (one per recent job).
+_KEPT_KERNELS = 4
+
+
+@dataclass(frozen=True)
+class WorkerJob:
+    """Everything a remote worker needs to build its kernel; picklable.
+
+    ``executor`` None means the default :class:`~pytest_themis.generation.router.ProviderRouter`,
+    built in the worker (which then imports its own provider libraries, once).
+    """
+
+    job_id: str
+    executor: TaskExecutor | None
+    settings: RunSettings
+
+
+_KERNELS: OrderedDict[str, GenerationKernel] = OrderedDict()
+_KERNELS_LOCK = threading.Lock()
+
+
+def _kernel_for(job: WorkerJob) -> GenerationKernel:
+    with _KERNELS_LOCK:
+        kernel = _KERNELS.get(job.job_id)
+        if kernel is None:
+            executor = job.executor
+            if executor is None:
+                from ..generation.router import ProviderRouter
+
+                executor = ProviderRouter()
+            kernel = GenerationKernel(executor, job.settings)
+            _KERNELS[job.job_id] = kernel
+            while len(_KERNELS) > _KEPT_KERNELS:
+                _KERNELS.popitem(last=False)
+        else:
+            _KERNELS.move_to_end(job.job_id)
+        return kernel
+
+
+def run_task_batch(job: WorkerJob, batch: list[GenerationTask]) -> BatchResult:
+    """Worker side: get-or-create this process's kernel for ``job.job_id``, run the batch."""
+    return _kernel_for(job).run_batch(batch)
+
+
+class WorkerLost(Exception):
+    """A batch's worker died; the batch must be resubmitted."""
+
+
+class EngineAdapter(Protocol):
+    """What an engine (Ray, Dask) provides to :class:`RemoteExecutionBackend`."""
+
+    def start(self) -> int:
+        """Connect/create workers; return the number of workers."""
+        ...
+
+    def submit(self, job: WorkerJob, batch: list[GenerationTask]) -> Any:
+        """Start ``run_task_batch(job, batch)`` on a worker; return a handle."""
+        ...
+
+    def wait_any(self, handles: Sequence[Any], timeout: float | None) -> list[Any]:
+        """The handles among ``handles`` that have finished (at least one unless timed out)."""
+        ...
+
+    def result(self, handle: Any) -> BatchResult:
+        """The finished batch's result; raises :class:`WorkerLost` if its worker died."""
+        ...
+
+    def shutdown(self) -> None: ...
+
+    def describe(self) -> dict[str, Any]: ...
+
+
+class _Source:
+    """The task iterator, remembering when it ran out."""
+
+    def __init__(self, tasks: Iterable[GenerationTask]) -> None:
+        self._tasks = iter(tasks)
+        self.exhausted = False
+
+    def __iter__(self) -> Iterator[GenerationTask]:
+        return self
+
+    def __next__(self) -> GenerationTask:
+        try:
+            return next(self._tasks)
+        except StopIteration:
+            self.exhausted = True
+            raise
+
+
+class _Window:
+    """The cluster-wide cap on tasks in submitted batches: fixed, or AIMD for ``"auto"``."""
+
+    def __init__(self, settings: RunSettings) -> None:
+        self.fixed = settings.fixed_limit
+        self.aimd = AimdWindow(maximum=AUTO_CEILING) if self.fixed is None else None
+
+    @property
+    def limit(self) -> int:
+        if self.aimd is not None:
+            return max(1, int(self.aimd.limit))
+        assert self.fixed is not None
+        return self.fixed
+
+    def feed(self, result: BatchResult, in_flight: int) -> None:
+        if self.aimd is None:
+            return
+        if result.rate_limited:
+            self.aimd.on_rate_limit(in_flight)
+        for record in result.records:
+            if record.error is None:
+                self.aimd.on_success()
+
+
+def _light(task: GenerationTask) -> GenerationTask:
+    """The task without its dataset row and reference (a worker only needs the request)."""
+    return GenerationTask(task.cell, task.row_id, task.sample_index, task.messages)
+
+
+def _reattach(
+    batch: list[GenerationTask], records: list[GenerationRecord]
+) -> list[GenerationRecord]:
+    """The worker's records with this process's own tasks (row, reference, cache key)."""
+    originals: dict[str, list[GenerationTask]] = {}
+    for task in batch:
+        originals.setdefault(task.task_id, []).append(task)
+    out = []
+    for record in records:
+        candidates = originals.get(record.task.task_id)
+        if candidates:
+            record = dataclasses.replace(record, task=candidates.pop())
+        out.append(record)
+    return out
+
+
+class RemoteExecutionBackend(ExecutionBackend):
+    """Runs batches of tasks on an engine's long-lived workers (see the module docstring).
+
+    ``batch_size`` None sizes batches so each worker has about two in flight.
+    """
+
+    def __init__(self, adapter: EngineAdapter, batch_size: int | None = None) -> None:
+        if batch_size is not None and batch_size < 1:
+            from ..errors import ConfigurationError
+
+            raise ConfigurationError(f"batch_size must be >= 1, got {batch_size}")
+        self.adapter = adapter
+        self.batch_size = batch_size
+        self.workers = 0
+        #: Batches resubmitted because their worker was lost (over this backend's life).
+        self.resubmitted = 0
+
+    def open(self) -> None:
+        if not self.workers:
+            self.workers = max(1, self.adapter.start())
+
+    def map_unordered(self, fn: Any, items: Any, *, max_in_flight: int) -> Iterator[Any]:
+        raise NotImplementedError(f"{type(self).__name__} runs whole jobs; use run()")
+
+    def run(self, job: ExecutionJob) -> Iterator[list[GenerationRecord]]:
+        self.open()
+        worker_job = WorkerJob(uuid.uuid4().hex, job.executor, job.settings)
+        window = _Window(job.settings)
+        source = _Source(job.tasks)
+        requeued: deque[list[GenerationTask]] = deque()
+        in_flight: dict[Any, list[GenerationTask]] = {}
+        while True:
+            refused: list[GenerationRecord] = []
+            sent = sum(len(b) for b in in_flight.values())
+            while True:
+                room = window.limit - sent
+                batch = self._next_batch(requeued, source, room, window.limit, job, len(in_flight))
+                if batch is None:
+                    break
+                if job.budget.exhausted:
+                    refused.extend(job.budget.record(t) for t in batch)
+                    continue
+                in_flight[self.adapter.submit(worker_job, [_light(t) for t in batch])] = batch
+                sent += len(batch)
+            if refused:
+                yield refused
+            if not in_flight:
+                if source.exhausted and not requeued:
+                    return
+                continue
+            yield from self._collect(in_flight, requeued, window, job)
+
+    def _next_batch(
+        self,
+        requeued: deque[list[GenerationTask]],
+        source: Iterator[GenerationTask],
+        room: int,
+        limit: int,
+        job: ExecutionJob,
+        out: int,
+    ) -> list[GenerationTask] | None:
+        """The next batch that fits in ``room`` (a resubmitted one first), or None.
+
+        While every worker has a batch, a batch is sent only at full size: refilling each freed
+        slot at once would split the window into ever smaller batches.
+        """
+        if requeued:
+            # A resubmitted batch goes out whole once it fits (or nothing else is out).
+            if len(requeued[0]) <= room or not out:
+                return requeued.popleft()
+            return None
+        target = self.batch_size or self._auto_size(limit, job)
+        if room <= 0 or (room < target and out >= self.workers):
+            return None
+        batch = [task for _, task in zip(range(min(room, target)), source, strict=False)]
+        return batch or None
+
+    def _auto_size(self, limit: int, job: ExecutionJob) -> int:
+        return max(1, min(job.max_batch, math.ceil(limit / (2 * self.workers))))
+
+    def _collect(
+        self,
+        in_flight: dict[Any, list[GenerationTask]],
+        requeued: deque[list[GenerationTask]],
+        window: _Window,
+        job: ExecutionJob,
+    ) -> Iterator[list[GenerationRecord]]:
+        for handle in self.adapter.wait_any(list(in_flight), None):
+            batch = in_flight.pop(handle)
+            try:
+                result = self.adapter.result(handle)
+            except WorkerLost:
+                self.resubmitted += 1
+                requeued.append(batch)
+                continue
+            records = _reattach(batch, result.records)
+            for record in records:
+                job.budget.charge(record.cost)
+            window.feed(result, sum(len(b) for b in in_flight.values()) + len(batch))
+            if records:
+                yield records
+
+    def shutdown(self) -> None:
+        self.adapter.shutdown()
+        self.workers = 0
+
+    def describe(self) -> dict[str, object]:
+        return {
+            "name": type(self).__name__,
+            "batch_size": self.batch_size,
+            **self.adapter.describe(),
+        }
