@@ -78,8 +78,9 @@ def evaluate(
     ``s3://bucket/prefix``, or a ``StorageBackend``; None disables the cache), so a rerun is free
     and an interrupted run resumes; ``cache`` picks the mode (use, refresh, off, replay). Extra
     keyword arguments are provider options (``api_base``, ``api_key`` …); unknown ones are
-    rejected. ``execution_backend`` is an ``ExecutionBackend`` or a registered name (``"local"``,
-    ``"sequential"``, or one a plugin adds). ``storage_backend=`` and ``resume=`` are deprecated
+    rejected. ``execution_backend`` is an ``ExecutionBackend`` or a name: ``"local"`` (the
+    default), ``"ray"``, ``"ray://host:port"``, ``"dask://host:port"``, ``"threads"``,
+    ``"sequential"`` or one a plugin adds. ``storage_backend=`` and ``resume=`` are deprecated
     spellings of ``storage=`` and ``cache="refresh"``. Each run's per-sample results are kept in
     the store by run id; ``baseline`` (an earlier report, manifest path, run id or ``latest``) is
     loaded before anything is generated and the comparison lands in ``report.comparison``.

@@ -35,8 +35,9 @@ def resolve_execution_backend(spec: str | ExecutionBackend | None) -> ExecutionB
 
     ``"ray"`` starts a local Ray instance; ``"ray://host:port"`` (Ray client) and
     ``"ray:host:port"`` (a head node's address) join a cluster; ``"dask://host:port"``
-    connects to a Dask scheduler. Other names are looked up in the backend registry
-    (``"local"``, ``"sequential"``, plugins'). A wrong name is a ``ConfigurationError``.
+    connects to a Dask scheduler; ``"local"`` is the default engine (this machine's event
+    loop and worker processes). Other names are looked up in the backend registry
+    (``"threads"``, ``"sequential"``, plugins'). A wrong name is a ``ConfigurationError``.
     """
     if spec is None or isinstance(spec, ExecutionBackend):
         return spec
@@ -47,6 +48,8 @@ def resolve_execution_backend(spec: str | ExecutionBackend | None) -> ExecutionB
             f"execution_backend must be a name or an ExecutionBackend, got {type(spec).__name__}"
         )
     name = spec.strip()
+    if name in ("local", "default"):
+        return None  # this machine: the event loop, plus worker processes when they pay
     if name == "ray" or name.startswith(("ray://", "ray:")):
         from .ray import RayExecutionBackend
 

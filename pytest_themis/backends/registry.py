@@ -1,4 +1,4 @@
-"""Execution backends by name: ``evaluate(execution_backend="local")``.
+"""Execution backends by name: ``evaluate(execution_backend="threads")``.
 
 Names come from the ``themis_register_backends`` extension hook (the built-ins below and
 installed plugins such as a Ray or Dask pack); each maps to a factory returning an
@@ -21,7 +21,7 @@ __all__ = ["get_execution_backend", "list_execution_backends"]
 def themis_register_backends() -> dict[str, str]:
     """The built-in execution backends, registered through the extension hook."""
     return {
-        "local": "pytest_themis.backends.execution:LocalExecutionBackend",
+        "threads": "pytest_themis.backends.execution:LocalExecutionBackend",
         "sequential": "pytest_themis.backends.execution:SequentialExecutionBackend",
     }
 

@@ -93,9 +93,9 @@ def build_orchestrator(request: EvaluationRequest) -> AssembledRun:
     settings = request.run
     backend = settings.execution_backend
     if isinstance(backend, str):
-        from ..backends.registry import get_execution_backend
+        from ..backends import resolve_execution_backend
 
-        backend = get_execution_backend(backend)
+        backend = resolve_execution_backend(backend)
     runner = GenerationRunner(
         max_parallel=settings.max_parallel,
         max_retries=settings.max_retries,

@@ -136,8 +136,8 @@ def parse_prompts(value: Any, default: PromptTemplate | None = None) -> tuple[Pr
     if value is None:
         if default is None:
             raise ConfigurationError(
-                "no prompt given: pass a template such as '... {field} ...' (a str, a PromptTemplate, "
-                "a list of them or a dict name -> template)"
+                "no prompt given: pass a template such as '... {field} ...' (a str, a "
+                "PromptTemplate, a list of them or a dict name -> template)"
             )
         return (default,)
     if isinstance(value, (str, PromptTemplate)):

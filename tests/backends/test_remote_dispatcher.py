@@ -181,7 +181,8 @@ def test_backend_names_resolve_without_importing_the_engine(spec, address):
 
 
 def test_other_backend_names_come_from_the_registry():
-    assert isinstance(resolve_execution_backend("local"), LocalExecutionBackend)
+    assert isinstance(resolve_execution_backend("threads"), LocalExecutionBackend)
+    assert resolve_execution_backend("local") is None  # the default engine
     assert resolve_execution_backend(None) is None
     with pytest.raises(ConfigurationError, match="unknown execution backend 'spark'"):
         resolve_execution_backend("spark")
