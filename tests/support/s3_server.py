@@ -87,7 +87,8 @@ _HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "content-length"
 class FaultProxy:
     """An HTTP proxy to ``upstream`` that fails ``fault_rate`` of requests (seeded) and counts.
 
-    ``counts`` holds forwarded requests by method (``GET`` includes LIST calls); ``faults`` the
+    ``counts`` holds forwarded requests by method (``GET`` includes LIST calls), ``log`` their
+    (method, path) in order; ``faults`` the
     requests answered with an injected 500/503. ``fail_next = n`` answers the next ``n``
     requests with 503 SlowDown whatever the rate; so does ``fail_when(method, path)`` when true.
     """
@@ -102,6 +103,7 @@ class FaultProxy:
         self._random = random.Random(seed)
         self._lock = threading.Lock()
         self.counts: Counter[str] = Counter()
+        self.log: list[tuple[str, str]] = []
         self.faults = 0
         proxy = self
 
@@ -139,6 +141,7 @@ class FaultProxy:
                     return
                 with proxy._lock:
                     proxy.counts[self.command] += 1
+                    proxy.log.append((self.command, self.path))
                 status, headers, data = proxy._forward(self.command, self.path, self.headers, body)
                 self.send_response(status)
                 for name, value in headers:
@@ -197,6 +200,7 @@ class FaultProxy:
     def reset(self) -> None:
         with self._lock:
             self.counts.clear()
+            self.log.clear()
             self.faults = 0
 
     def total(self) -> int:
