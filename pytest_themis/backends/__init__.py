@@ -62,8 +62,15 @@ def resolve_execution_backend(spec: str | ExecutionBackend | None) -> ExecutionB
 
         backend: ExecutionBackend = DaskExecutionBackend(address=name)
         return backend
-    from .registry import get_execution_backend
+    from .registry import get_execution_backend, list_execution_backends
 
+    if name not in list_execution_backends():
+        from ..errors import ConfigurationError
+
+        raise ConfigurationError(
+            f"unknown execution backend {name!r}; use local (the default), ray, ray://host:port, "
+            f"dask://host:port or one of: {', '.join(list_execution_backends())}"
+        )
     return get_execution_backend(name)
 
 

@@ -209,10 +209,10 @@ def main(argv: list[str]) -> int:
     fds = [int(fd) for fd in argv[0].split(",")]
     pairs = list(zip(fds[0::2], fds[1::2], strict=True))
     # A private name of the provider module (its owner keeps it private; one call site).
-    from ..providers.litellm_provider import _import_litellm
+    from ..providers.litellm_provider import import_litellm
 
     with _exit_if_orphaned():  # the import takes seconds; a parent killed meanwhile ends us
-        litellm = _import_litellm()  # pay the import once, before forking and saying ready
+        litellm = import_litellm()  # pay the import once, before forking and saying ready
     # This process is ours alone, so its litellm may stay quiet: no banner per retried error.
     litellm.suppress_debug_info = True  # type: ignore[attr-defined]
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # forked siblings are reaped automatically
@@ -284,6 +284,6 @@ def serve(frames_in: IO[bytes], frames_out: IO[bytes]) -> int:
 
 if __name__ == "__main__":
     # Run the imported module's main, so messages pickle as ``_worker.X``, not ``__main__.X``.
-    from pytest_themis.generation import _worker
+    import importlib
 
-    sys.exit(_worker.main(sys.argv[1:]))
+    sys.exit(importlib.import_module("pytest_themis.generation._worker").main(sys.argv[1:]))

@@ -34,7 +34,7 @@ from ..errors import (
 )
 from .base import Provider
 
-__all__ = ["LiteLLMProvider", "validate_model"]
+__all__ = ["LiteLLMProvider", "import_litellm", "validate_model"]
 
 #: Sent as the key to OpenAI-compatible servers that need none (the OpenAI client insists on one).
 PLACEHOLDER_API_KEY = "sk-themis-no-key"
@@ -54,7 +54,7 @@ _WELL_KNOWN_PREFIXES = frozenset(
 _litellm: ModuleType | None = None
 
 
-def _import_litellm() -> ModuleType:
+def import_litellm() -> ModuleType:
     """Import litellm once, with the bundled cost map (no network fetch at import)."""
     global _litellm
     if _litellm is None:
@@ -102,7 +102,7 @@ class LiteLLMProvider(Provider):
     # -- public API ----------------------------------------------------------------------------
 
     def generate(self, task: GenerationTask, *, timeout: float | None = None) -> ProviderResponse:
-        litellm = _import_litellm()
+        litellm = import_litellm()
         options = self._merged(task.model.options)
         kwargs = self._request(task, options, timeout)
         try:
@@ -118,7 +118,7 @@ class LiteLLMProvider(Provider):
     async def agenerate(
         self, task: GenerationTask, *, timeout: float | None = None
     ) -> ProviderResponse:
-        litellm = _import_litellm()
+        litellm = import_litellm()
         options = self._merged(task.model.options)
         kwargs = self._request(task, options, timeout)
         try:
@@ -231,7 +231,7 @@ class LiteLLMProvider(Provider):
         self, exc: BaseException, task: GenerationTask, options: Mapping[str, Any]
     ) -> ProviderError:
         """Map a litellm/OpenAI/httpx exception to ours by type, with secrets redacted."""
-        error = _classify(_import_litellm(), exc, task, options)
+        error = _classify(import_litellm(), exc, task, options)
         secrets = _secrets(options)
         if secrets:
             error.args = (_redact(str(error.args[0]), secrets),)
@@ -268,7 +268,7 @@ def _closest_provider(prefix: str) -> str | None:
     """The litellm provider name closest to a mistyped ``prefix`` (None when none is close)."""
     import difflib
 
-    names = [str(getattr(p, "value", p)) for p in getattr(_import_litellm(), "provider_list", ())]
+    names = [str(getattr(p, "value", p)) for p in getattr(import_litellm(), "provider_list", ())]
     names = sorted(set(names) | _WELL_KNOWN_PREFIXES)
     # Prefer the well-known names on ties ("opneai" -> "openai", not "openai_like").
     for pool in (sorted(_WELL_KNOWN_PREFIXES), names):
@@ -284,7 +284,7 @@ def _api_base(options: Mapping[str, Any]) -> str | None:
 
 
 def _resolve_provider(identifier: str, api_base: str | None) -> str | None:
-    litellm = _import_litellm()
+    litellm = import_litellm()
     prefix = identifier.split("/", 1)[0]
     if "/" in identifier and prefix in getattr(litellm, "provider_list", ()):
         return prefix

@@ -20,16 +20,7 @@ ROOT = "pytest_themis"
 
 #: Private names still imported across modules by the generation engine; its kernel refactor
 #: removes them. Entries may only disappear: a new cross-module private import fails the test.
-KNOWN_PRIVATE_IMPORTS = {
-    ("pytest_themis.generation.processes", "pytest_themis.generation.runner", "_DONE"),
-    ("pytest_themis.generation.processes", "pytest_themis.generation.runner", "_Crash"),
-    ("pytest_themis.generation.processes", "pytest_themis.generation.runner", "_shared_loop"),
-    (
-        "pytest_themis.generation._worker",
-        "pytest_themis.providers.litellm_provider",
-        "_import_litellm",
-    ),
-}
+KNOWN_PRIVATE_IMPORTS: set[tuple[str, str, str]] = set()
 #: Deferred imports of the generation engine that close a cycle without saying why (same
 #: refactor). Entries may only disappear.
 KNOWN_SILENT_DEFERRED = {
