@@ -75,7 +75,8 @@ def evaluate(
     ``evaluate("gsm8k", model="openai/gpt-4o-mini")`` uses the preset's data, prompt, extractor
     and metrics; ``evaluate(dataset=rows, prompt="... {question}", reference_field="answer",
     metrics=["exact_match"], model=...)`` evaluates your rows. Generations are cached in
-    ``storage`` (a folder or a ``StorageBackend``; None disables the cache), so a rerun is free
+    ``storage`` (a folder, a store URL such as ``postgresql://user@host/db`` or
+    ``s3://bucket/prefix``, or a ``StorageBackend``; None disables the cache), so a rerun is free
     and an interrupted run resumes; ``cache`` picks the mode (use, refresh, off, replay). Extra
     keyword arguments are provider options (``api_base``, ``api_key`` …); unknown ones are
     rejected. ``execution_backend`` is an ``ExecutionBackend`` or a name: ``"local"`` (the

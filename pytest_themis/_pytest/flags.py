@@ -41,6 +41,9 @@ FLAGS: tuple[tuple[str, str | None, str, bool, str, str], ...] = (
      "generation cache: use (default), refresh, off, replay (read only; a miss fails)"),
     ("cache_dir", "themis_cache_dir", "text", False, "DIR",
      "generation cache folder (default: <rootdir>/.themis_cache)"),
+    ("storage", "themis_storage", "storage", False, "URL",
+     "generation store: postgresql://user:pw@host:port/db, s3://bucket/prefix or a folder "
+     "(default: the --themis-cache-dir folder; not both)"),
     ("data_dir", "themis_data_dir", "text", False, "DIR",
      "folder with local benchmark copies (<preset>.jsonl)"),
     ("fail_under", "themis_fail_under", "fail_under", True, "[METRIC=]VALUE",

@@ -82,6 +82,7 @@ class ThemisSession:
         self.spent_usd = 0.0
         self._owned: list[Any] = []
         self._storage: Any = None
+        self._storage_error: str | None = None
         self._lock = threading.RLock()
 
     # -- collection -----------------------------------------------------------------------------
@@ -189,9 +190,15 @@ class ThemisSession:
         if self.options.cache_mode == "off":
             return None
         if self._storage is None:
-            from ..storage import ExperimentStorage
+            from ..storage import open_storage
 
-            self._storage = ExperimentStorage(self.options.cache_dir)
+            if self._storage_error is None:
+                try:
+                    self._storage = open_storage(self.options.storage or self.options.cache_dir)
+                except ThemisError as exc:
+                    self._storage_error = f"themis storage: {exc}"
+            if self._storage_error is not None:  # every item fails with the one line, no retry
+                raise _fail(self._storage_error)
             self._owned.append(self._storage)
         return self._storage
 

@@ -51,6 +51,7 @@ class AssembledRun:
     orchestrator: ExperimentOrchestrator
     rows: list[Any]
     request: EvaluationRequest
+    owned_storage: Any = None  # a store opened from a URL or folder name, closed after the run
 
     def run(
         self,
@@ -69,6 +70,8 @@ class AssembledRun:
             )
         finally:
             self.orchestrator.runner.close()
+            if self.owned_storage is not None:
+                self.owned_storage.close()
 
 
 def build_orchestrator(request: EvaluationRequest) -> AssembledRun:
@@ -82,6 +85,12 @@ def build_orchestrator(request: EvaluationRequest) -> AssembledRun:
     data = request.dataset
     plan = build_plan(request.plan, id_field=data.id_field, reference_field=data.reference_field)
     pipeline = build_pipeline(request.scoring)
+    storage = owned = None
+    if request.cache.effective_mode != "off":
+        from ..storage.urls import open_storage
+
+        storage = open_storage(request.cache.storage)  # a bad URL or password fails here
+        owned = storage if storage is not request.cache.storage else None
     settings = request.run
     backend = settings.execution_backend
     if isinstance(backend, str):
@@ -102,8 +111,8 @@ def build_orchestrator(request: EvaluationRequest) -> AssembledRun:
         processes=settings.processes,
     )
     cache = CacheManager(
-        storage=request.cache.storage,
-        enable_cache=request.cache.storage is not None,
+        storage=storage,
+        enable_cache=storage is not None,
         mode=request.cache.effective_mode,
     )
     orchestrator = ExperimentOrchestrator(
@@ -114,7 +123,7 @@ def build_orchestrator(request: EvaluationRequest) -> AssembledRun:
         dataset_info=dict(data.info),
         experiment=request.experiment,
     )
-    return AssembledRun(orchestrator, list(data.rows), request)
+    return AssembledRun(orchestrator, list(data.rows), request, owned)
 
 
 def run_request(
