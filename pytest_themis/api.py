@@ -67,6 +67,7 @@ def evaluate(
     data_dir: str | os.PathLike[str] | None = None,
     progress: Callable[[Any], None] | None = None,
     baseline: Any = None,
+    client: str | None = None,
     **provider_options: Any,
 ) -> ExperimentReport:
     """Run a benchmark preset or your own rows against one or more models and score them.
@@ -74,7 +75,8 @@ def evaluate(
     ``evaluate("gsm8k", model="openai/gpt-4o-mini")`` uses the preset's data, prompt, extractor
     and metrics; ``evaluate(dataset=rows, prompt="... {question}", reference_field="answer",
     metrics=["exact_match"], model=...)`` evaluates your rows. Generations are cached in
-    ``storage`` (a folder or a ``StorageBackend``; None disables the cache), so a rerun is free
+    ``storage`` (a folder, a store URL such as ``postgresql://user@host/db`` or
+    ``s3://bucket/prefix``, or a ``StorageBackend``; None disables the cache), so a rerun is free
     and an interrupted run resumes; ``cache`` picks the mode (use, refresh, off, replay).
     ``prompt`` follows the marker's rule: one template is named ``prompt``, a list's are
     ``prompt0``, ``prompt1`` …, a dict's keys name them; values must be str or PromptTemplate. Extra
@@ -85,6 +87,9 @@ def evaluate(
     spellings of ``storage=`` and ``cache="refresh"``. Each run's per-sample results are kept in
     the store by run id; ``baseline`` (an earlier report, manifest path, run id or ``latest``) is
     loaded before anything is generated and the comparison lands in ``report.comparison``.
+    ``client`` picks the HTTP client of litellm models: ``"auto"`` (the default: the native
+    OpenAI client for ``openai/<model>`` with an ``api_base``), ``"litellm"`` or ``"native"``; it
+    is transport only, so cached generations are shared.
     """
     from .comparison.runs import finish_run, resolve_baseline
     from .experiment.builder import build_orchestrator
@@ -128,6 +133,7 @@ def evaluate(
             timeout=timeout,
             max_cost_usd=max_cost_usd,
             execution_backend=execution_backend,
+            client=client,
         ),
         cache=CacheSettings(mode=cache, storage=storage),
         run_id=run_id,

@@ -85,11 +85,13 @@ class RunRecorder:
         return 0.0
 
     def _storage(self) -> Any:
-        if self.state.options.cache_mode == "off":
+        """The run's store (``--themis-storage`` URL, else the cache folder); None when off."""
+        options = self.state.options
+        if options.cache_mode == "off":
             return None
-        from ..storage import ExperimentStorage
+        from ..storage import open_storage
 
-        return ExperimentStorage(self.state.options.cache_dir)
+        return open_storage(options.storage or options.cache_dir)
 
     # -- collection -----------------------------------------------------------------------------
 

@@ -27,6 +27,9 @@ FLAGS: tuple[tuple[str, str | None, str, bool, str, str], ...] = (
      "provider/model for litellm, fake:NAME, python:pkg.mod:fn"),
     ("api_base", "themis_api_base", "url", False, "URL",
      "base URL of an OpenAI-compatible endpoint for litellm models"),
+    ("client", "themis_client", "client", False, "{auto,litellm,native}",
+     "HTTP client of litellm models: auto (native for openai/<model> with an api base), "
+     "litellm, native"),
     ("limit", "themis_limit", "count", False, "N", "evaluate only the first N dataset rows"),
     ("epochs", "themis_epochs", "count", False, "N", "samples generated per row and cell"),
     ("max_parallel", "themis_max_parallel", "parallel", False, "N",
@@ -38,6 +41,9 @@ FLAGS: tuple[tuple[str, str | None, str, bool, str, str], ...] = (
      "generation cache: use (default), refresh, off, replay (read only; a miss fails)"),
     ("cache_dir", "themis_cache_dir", "text", False, "DIR",
      "generation cache folder (default: <rootdir>/.themis_cache)"),
+    ("storage", "themis_storage", "storage", False, "URL",
+     "generation store: postgresql://user:pw@host:port/db, s3://bucket/prefix or a folder "
+     "(default: the --themis-cache-dir folder; not both)"),
     ("data_dir", "themis_data_dir", "text", False, "DIR",
      "folder with local benchmark copies (<preset>.jsonl)"),
     ("fail_under", "themis_fail_under", "fail_under", True, "[METRIC=]VALUE",

@@ -115,6 +115,12 @@ def _url_parser(where: str) -> Parser:
     return parse
 
 
+def _client_parser(where: str) -> Parser:
+    from ..providers.clients import CLIENTS  # only when the option is given
+
+    return _choice_parser(where, CLIENTS)
+
+
 def _text_parser(where: str) -> Parser:
     def parse(raw: str) -> str:
         value = str(raw).strip()
@@ -131,6 +137,19 @@ def _run_id_parser(where: str) -> Parser:
         if not value or any(ch in value for ch in "/\\\n\r\t") or value in (".", ".."):
             raise _usage(where, "a non-empty id without slashes or whitespace", raw)
         return value
+
+    return parse
+
+
+def _storage_parser(where: str) -> Parser:
+    def parse(raw: str) -> str:
+        from ..errors import ConfigurationError
+        from ..storage.urls import check_storage_spec
+
+        try:
+            return check_storage_spec(raw)
+        except ConfigurationError as exc:
+            raise pytest.UsageError(f"{where}: {exc}") from None
 
     return parse
 
@@ -180,10 +199,12 @@ PARSERS: dict[str, Callable[[str], Parser]] = {
     "gate": lambda where: _choice_parser(where, GATE_MODES),
     "fail_under": lambda where: lambda raw: parse_fail_under(raw, where),
     "run_id": _run_id_parser,
+    "storage": _storage_parser,
     "baseline": _text_parser,
     "margin": _margin_parser,
     "optional_margin": _margin_parser,  # the flag's value may be left out (see flags.py)
     "log_prompts": lambda where: _choice_parser(where, LOG_PROMPT_MODES),
+    "client": _client_parser,
 }
 
 _DEFAULTS: dict[str, Any] = {
@@ -257,6 +278,21 @@ class ThemisOptions:
         return self._path("cache_dir") or (self.rootdir / DEFAULT_CACHE_DIR)
 
     @property
+    def storage(self) -> str | Path | None:
+        """The ``--themis-storage`` store: a URL as given, a folder resolved; None if unset.
+
+        A command-line ``--themis-cache-dir`` overrides an ini ``themis_storage``.
+        """
+        value = self.cli.get("storage")
+        if value is None and not self.cli.get("cache_dir"):
+            value = self.ini.get("storage")
+        if value is None:
+            return None
+        from ..storage.urls import storage_scheme
+
+        return value if storage_scheme(value) is not None else self._path("storage")
+
+    @property
     def data_dir(self) -> Path | None:
         return self._path("data_dir")
 
@@ -297,6 +333,12 @@ def resolve_options(config: pytest.Config) -> ThemisOptions:
             ini[dest] = [parse(item) for item in items]
         else:
             ini[dest] = parse(raw)
+    for source, where in ((cli, "command line"), (ini, "ini file")):
+        if "storage" in source and "cache_dir" in source:
+            raise pytest.UsageError(
+                f"--themis-storage and --themis-cache-dir are both set on the {where}; "
+                "give one (the cache dir is the folder store, --themis-storage names any store)"
+            )
     inipath = getattr(config, "inipath", None)
     return ThemisOptions(
         cli=cli,

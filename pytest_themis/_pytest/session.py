@@ -84,6 +84,7 @@ class ThemisSession:
         self.spent_usd = 0.0
         self._owned: list[Any] = []
         self._storage: Any = None
+        self._storage_error: str | None = None
         self._lock = threading.RLock()
 
     # -- collection -----------------------------------------------------------------------------
@@ -191,9 +192,15 @@ class ThemisSession:
         if self.options.cache_mode == "off":
             return None
         if self._storage is None:
-            from ..storage import ExperimentStorage
+            from ..storage import open_storage
 
-            self._storage = ExperimentStorage(self.options.cache_dir)
+            if self._storage_error is None:
+                try:
+                    self._storage = open_storage(self.options.storage or self.options.cache_dir)
+                except ThemisError as exc:
+                    self._storage_error = f"themis storage: {exc}"
+            if self._storage_error is not None:  # every item fails with the one line, no retry
+                raise _fail(self._storage_error)
             self._owned.append(self._storage)
         return self._storage
 
@@ -269,6 +276,7 @@ class ThemisSession:
                 # under xdist the workers already use the cores; no nested processes
                 processes=1 if self.is_worker else "auto",
                 execution_backend=backend,
+                client=opts.get("client"),
             ),
             cache=CacheSettings(mode=opts.cache_mode, storage=storage),
             cells=(cell,),

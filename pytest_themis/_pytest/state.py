@@ -242,6 +242,10 @@ def _prestart_generation_workers(config: pytest.Config, options: ThemisOptions) 
     litellm_models = [m for m in models if not m.startswith(("fake:", "python:"))]
     if not litellm_models or options.cache_mode == "replay":
         return False
+    from ..providers.clients import all_native
+
+    if all_native(litellm_models, options.get("api_base"), options.get("client")):
+        return False  # the native client runs in this process: no workers to start
     from ..generation.processes import default_processes, prestart
 
     if default_processes() <= 1:

@@ -51,6 +51,7 @@ class AssembledRun:
     orchestrator: ExperimentOrchestrator
     rows: list[Any]
     request: EvaluationRequest
+    owned_storage: Any = None  # a store opened from a URL or folder name, closed after the run
 
     def run(
         self,
@@ -69,25 +70,39 @@ class AssembledRun:
             )
         finally:
             self.orchestrator.runner.close()
+            if self.owned_storage is not None:
+                self.owned_storage.close()
 
 
 def build_orchestrator(request: EvaluationRequest) -> AssembledRun:
     """Assemble plan, pipeline, runner and cache of ``request`` into an orchestrator."""
     # The engine is imported when a run is assembled, not when a door parses its inputs.
     from ..generation.runner import GenerationRunner
+    from ..providers.clients import check_client, client_for
     from .cache_manager import CacheManager
     from .orchestrator import ExperimentOrchestrator
 
     data = request.dataset
     plan = build_plan(request.plan, id_field=data.id_field, reference_field=data.reference_field)
     pipeline = build_pipeline(request.scoring)
+    storage = owned = None
+    if request.cache.effective_mode != "off":
+        from ..storage.urls import open_storage
+
+        storage = open_storage(request.cache.storage)  # a bad URL or password fails here
+        owned = storage if storage is not request.cache.storage else None
     settings = request.run
     backend = settings.execution_backend
     if isinstance(backend, str):
         from ..backends import resolve_execution_backend
 
         backend = resolve_execution_backend(backend)
+    # A model the chosen client cannot serve fails here, before any request is sent.
+    client = check_client(settings.client)
+    for cell in request.cells if request.cells is not None else plan.cells:
+        client_for(cell.model, client)
     runner = GenerationRunner(
+        client=client,
         max_parallel=settings.max_parallel,
         max_retries=settings.max_retries,
         execution_backend=backend,
@@ -96,8 +111,8 @@ def build_orchestrator(request: EvaluationRequest) -> AssembledRun:
         processes=settings.processes,
     )
     cache = CacheManager(
-        storage=request.cache.storage,
-        enable_cache=request.cache.storage is not None,
+        storage=storage,
+        enable_cache=storage is not None,
         mode=request.cache.effective_mode,
     )
     orchestrator = ExperimentOrchestrator(
@@ -108,5 +123,5 @@ def build_orchestrator(request: EvaluationRequest) -> AssembledRun:
         dataset_info=dict(data.info),
         experiment=request.experiment,
     )
-    return AssembledRun(orchestrator, list(data.rows), request)
+    return AssembledRun(orchestrator, list(data.rows), request, owned)
 

@@ -136,9 +136,10 @@ class CacheManager:
                 f"unknown cache mode {mode!r}; use one of {', '.join(CACHE_MODES)}"
             )
         if storage is None or isinstance(storage, (str, os.PathLike)):
-            from ..storage import ExperimentStorage
+            from ..storage.urls import open_storage
 
-            storage = ExperimentStorage(storage or DEFAULT_CACHE_DIR)
+            # a folder or a store URL; a remote store connects on first use
+            storage = open_storage(storage or DEFAULT_CACHE_DIR, connect=False)
         self.storage = storage
         self.mode = mode if enable_cache else "off"
         self.enable_resume = enable_resume

@@ -74,9 +74,11 @@ class ScoringConfig:
 
 @dataclass(frozen=True)
 class RunSettings:
-    """How requests are sent: parallelism, retries, timeout, budget, processes, backend.
+    """How requests are sent: parallelism, retries, timeout, budget, processes, backend, client.
 
     ``execution_backend`` is an ``ExecutionBackend``, a registered backend name or None.
+    ``client`` is the HTTP client of litellm models (``auto``, ``litellm``, ``native``; None:
+    ``$THEMIS_CLIENT`` or ``auto``) — transport only, outside the cache key.
     """
 
     max_parallel: int | str = DEFAULT_MAX_PARALLEL
@@ -85,6 +87,7 @@ class RunSettings:
     max_cost_usd: float | None = None
     processes: int | str = "auto"
     execution_backend: Any = None
+    client: str | None = None
 
 
 @dataclass(frozen=True)

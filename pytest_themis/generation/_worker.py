@@ -55,6 +55,8 @@ class StartRun:
     settings: RunSettings
     limit: int | None = None
     report_rate_limits: bool = False
+    #: The parent router's HTTP client choice for litellm models (``auto``/``litellm``/``native``).
+    client: str | None = None
 
 
 @dataclass(frozen=True)
@@ -241,12 +243,15 @@ def serve(frames_in: IO[bytes], frames_out: IO[bytes]) -> int:
 
     send(Ready(os.getpid()))
     loop = asyncio.new_event_loop()
-    router = ProviderRouter()
+    routers: dict[str | None, ProviderRouter] = {}  # one per client choice, kept across runs
     try:
         while True:
             start = read_message(frames_in)
             if not isinstance(start, StartRun):
                 return 0
+            router = routers.get(start.client)
+            if router is None:
+                router = routers[start.client] = ProviderRouter(client=start.client)
             kernel = GenerationKernel(router, start.settings)
             feed = TaskFeed()
 
@@ -279,6 +284,8 @@ def serve(frames_in: IO[bytes], frames_out: IO[bytes]) -> int:
             reader.join()
             send(RunDone())
     finally:
+        for router in routers.values():
+            router.close()  # connection pools of the native client, on this (idle) loop
         frames_out.close()
 
 

@@ -406,9 +406,11 @@ class _Dispatcher:
         # Shares add up to exactly ``total``: never more requests in flight than asked for.
         shares = [self.total // count + (i < self.total % count) for i in range(count)]
         settings = self.kernel.settings
+        client = getattr(self.kernel.executor, "client", None)
         for worker, share in zip(self.remote, shares, strict=True):
             limit = self.total if self.auto else share
-            worker.begin(StartRun(settings, limit, report_rate_limits=self.auto), share, self.out)
+            start = StartRun(settings, limit, report_rate_limits=self.auto, client=client)
+            worker.begin(start, share, self.out)
         self.workers.extend(self.remote)
 
     def _start_local(self) -> None:

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from ..core.entities import GenerationTask, ModelSpec, ProviderResponse
 from ..errors import ConfigurationError
 from ..providers.base import Provider, create_provider
+from ..providers.clients import check_client, client_for
 from .executors import TaskExecutor
 
 __all__ = ["ProviderRouter"]
@@ -22,6 +23,11 @@ class ProviderRouter(TaskExecutor):
     With no explicit ``routes`` (or ``auto_create=True``) a provider is created on first use from
     the task's ``ModelSpec.provider``; callables given as python models are wired automatically.
     A route may also be keyed by provider name alone, serving all of its models.
+
+    ``client`` picks the HTTP client of created ``litellm`` models (see
+    :func:`~pytest_themis.providers.clients.client_for`): ``"auto"`` sends OpenAI-compatible
+    models with an ``api_base`` through the native client, ``"litellm"`` and ``"native"`` force
+    one. The choice is transport only: the model's provider (and cache key) stays ``litellm``.
     """
 
     def __init__(
@@ -29,7 +35,9 @@ class ProviderRouter(TaskExecutor):
         routes: Mapping[RouteKey | str, Provider] | None = None,
         *,
         auto_create: bool | None = None,
+        client: str | None = None,
     ) -> None:
+        self.client = check_client(client)
         self._routes: dict[RouteKey | str, Provider] = dict(routes or {})
         #: True for a router that only creates built-in providers on demand (no custom routes).
         self.is_default = not self._routes
@@ -55,14 +63,29 @@ class ProviderRouter(TaskExecutor):
                 f"({model.provider!r}, {model.identifier!r}) to the ProviderRouter."
             )
         fn = model.options.get("fn")
-        key: Any = (model.provider, id(fn)) if fn is not None else model.provider
+        name = self.client_for(model)
+        key: Any = (name, id(fn)) if fn is not None else name
         with self._lock:
             provider = self._created.get(key)
             if provider is None:
                 options = {"fn": fn} if fn is not None else {}
-                provider = create_provider(model.provider, **options)
+                provider = _create(name, options)
                 self._created[key] = provider
         return provider
+
+    def client_for(self, model: ModelSpec) -> str:
+        """The provider that sends ``model``'s requests when created here: its own, except that
+        a ``litellm`` model may go through the ``native`` OpenAI client (see ``client``)."""
+        return client_for(model, self.client)
+
+    def check(self, models: Iterable[ModelSpec]) -> None:
+        """Raise :class:`ConfigurationError` now for a model the chosen client cannot serve."""
+        if self.auto_create:
+            for model in models:
+                if (model.provider, model.identifier) not in self._routes and (
+                    model.provider not in self._routes
+                ):
+                    self.client_for(model)
 
     def execute(self, task: GenerationTask, *, timeout: float | None = None) -> ProviderResponse:
         return self.provider_for(task.model).generate(task, timeout=timeout)
@@ -76,3 +99,7 @@ class ProviderRouter(TaskExecutor):
     def close(self) -> None:
         for provider in list(self._routes.values()) + list(self._created.values()):
             provider.close()
+
+
+def _create(name: str, options: dict[str, Any]) -> Provider:
+    return create_provider("openai_native" if name == "native" else name, **options)

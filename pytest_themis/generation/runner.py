@@ -32,6 +32,8 @@ class GenerationRunner:
       come back as ``budget`` errors.
     - By default requests run on this process's event loop, plus local worker processes when it
       pays (``processes``); pass ``execution_backend`` to run them elsewhere (Ray, Dask, …).
+    - ``client`` is the HTTP client of litellm models for the default router (``auto``,
+      ``litellm``, ``native``; see :mod:`pytest_themis.providers.clients`) — transport only.
     """
 
     def __init__(
@@ -47,7 +49,11 @@ class GenerationRunner:
         retry_max_delay: float = 30.0,
         seed: int | None = None,
         processes: int | str = "auto",
+        client: str | None = None,
     ) -> None:
+        from ..providers.clients import check_client
+
+        self.client = check_client(client)
         if processes != "auto" and (not isinstance(processes, int) or processes < 1):
             raise ConfigurationError(
                 f"processes must be a positive integer or 'auto', got {processes!r}"
@@ -78,7 +84,8 @@ class GenerationRunner:
         if self._executor is None:
             from .router import ProviderRouter
 
-            self._executor = FailFastExecutor(ProviderRouter())  # stop endpoints that never answer
+            # Fail fast: stop endpoints that never answer.
+            self._executor = FailFastExecutor(ProviderRouter(client=self.client))
         return self._executor
 
     @property
@@ -180,7 +187,10 @@ class GenerationRunner:
         rest = itertools.chain(peeked, iterator)
         if not peeked or (len(peeked) < AUTO_PROCESS_MIN_TASKS and not pooled):
             return 1, rest
-        if any(t.model.provider != "litellm" or "fn" in t.model.options for t in peeked):
+        # Only litellm's client is worth the processes (the native one costs far less per call).
+        if not isinstance(router, ProviderRouter) or any(
+            "fn" in t.model.options or router.client_for(t.model) != "litellm" for t in peeked
+        ):
             return 1, rest
         return cores, rest
 

@@ -45,6 +45,7 @@ _REGISTRY: dict[str, ProviderFactory] = {}
 _BUILTINS = {
     "fake": "pytest_themis.providers.fake:FakeProvider",
     "litellm": "pytest_themis.providers.litellm_provider:LiteLLMProvider",
+    "openai_native": "pytest_themis.providers.openai_native:OpenAINativeProvider",
     "python": "pytest_themis.providers.python_provider:PythonProvider",
 }
 

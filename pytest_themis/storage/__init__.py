@@ -13,8 +13,9 @@ from typing import Any
 
 from ..backends.storage import StorageBackend
 from ..errors import CacheFolderError
+from .urls import open_storage
 
-__all__ = ["CacheIntegrityWarning", "ExperimentStorage"]
+__all__ = ["CacheIntegrityWarning", "ExperimentStorage", "open_storage"]
 
 _MAGIC = b"TH1:"
 _DIGEST_LEN = 32

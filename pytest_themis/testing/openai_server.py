@@ -1,8 +1,9 @@
 """A small OpenAI-compatible HTTP server with seeded fault injection, for tests and benchmarks.
 
 The server speaks just enough HTTP/1.1 (keep-alive, ``Content-Length`` and chunked request
-bodies) to serve ``POST /v1/chat/completions`` and ``GET /v1/models``. It runs on its own event
-loop in a background thread, so blocking tests, asyncio tests and benchmarks can all use it::
+bodies) to serve ``POST /v1/chat/completions``, ``POST /v1/completions`` (text) and
+``GET /v1/models``. It runs on its own event loop in a background thread, so blocking tests,
+asyncio tests and benchmarks can all use it::
 
     with OpenAIServer(FaultPlan(rate_429=0.2, retry_after=0.05)) as server:
         create_provider("litellm", api_base=server.url)
@@ -280,6 +281,11 @@ class OpenAIServer:
                 return keep_alive, 405, error_body(f"use POST for {path}", 405), {}
             status, payload, extra = await self._chat(headers, body)
             return keep_alive, status, payload, extra
+        if path.endswith("/completions"):
+            if method != "POST":
+                return keep_alive, 405, error_body(f"use POST for {path}", 405), {}
+            status, payload, extra = await self._chat(headers, body, text=True)
+            return keep_alive, status, payload, extra
         if path.endswith("/models") and method == "GET":
             return keep_alive, 200, self._models_body(), {}
         return keep_alive, 404, error_body(f"unknown path {method} {path}", 404), {}
@@ -293,14 +299,21 @@ class OpenAIServer:
         return json.dumps({"object": "list", "data": data}).encode()
 
     async def _chat(
-        self, headers: dict[str, str], body: bytes
+        self, headers: dict[str, str], body: bytes, text: bool = False
     ) -> tuple[int, bytes, dict[str, str]]:
+        """A chat completion, or with ``text`` a text completion (its ``prompt`` is the user
+        message; faults, statistics and answers are the same)."""
+        field = "prompt" if text else "messages"
         try:
             request = json.loads(body)
-            messages = request["messages"]
+            messages = request[field]
             model = str(request.get("model", ""))
         except (ValueError, KeyError, TypeError):
-            return 400, error_body("body must be JSON with a 'messages' list", 400), {}
+            return 400, error_body(f"body must be JSON with a {field!r} field", 400), {}
+        if text:
+            if not isinstance(messages, str):
+                return 400, error_body("'prompt' must be a string", 400), {}
+            messages = [{"role": "user", "content": messages}]
         if not isinstance(messages, list):
             return 400, error_body("'messages' must be a list", 400), {}
         plan = self._plan
@@ -342,9 +355,9 @@ class OpenAIServer:
             status, payload, extra = await respond(
                 outcome,
                 plan,
-                Exchange(model, messages, request, headers),
+                Exchange(model, messages, request, headers, text_completion=text),
                 self._responder,
-                f"chatcmpl-{self._stats.request_count}",
+                f"{'cmpl' if text else 'chatcmpl'}-{self._stats.request_count}",
                 self._created,
             )
             return status, payload, extra

@@ -15,12 +15,13 @@ __all__ = ["Exchange", "respond"]
 
 @dataclass(frozen=True)
 class Exchange:
-    """One chat request as the server parsed it."""
+    """One chat request as the server parsed it (``text_completion``: sent to /completions)."""
 
     model: str
     messages: list[dict[str, Any]]
     request: dict[str, Any]
     headers: dict[str, str]
+    text_completion: bool = False
 
 
 async def respond(
@@ -83,17 +84,15 @@ async def respond(
     completion_tokens = len(text.split())
     choices: list[dict[str, Any]] = []
     if outcome != "empty_choices":
-        choices.append(
-            {
-                "index": 0,
-                "message": {"role": "assistant", "content": text},
-                "logprobs": None,
-                "finish_reason": finish_reason,
-            }
+        answer: dict[str, Any] = (
+            {"text": text}
+            if exchange.text_completion
+            else {"message": {"role": "assistant", "content": text}}
         )
+        choices.append({"index": 0, **answer, "logprobs": None, "finish_reason": finish_reason})
     payload = {
         "id": response_id,
-        "object": "chat.completion",
+        "object": "text_completion" if exchange.text_completion else "chat.completion",
         "created": created,
         "model": model,
         "choices": choices,

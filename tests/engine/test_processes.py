@@ -16,6 +16,7 @@ from pytest_themis.evaluation.pipeline import EvaluationPipeline
 from pytest_themis.experiment.cache_manager import CacheManager
 from pytest_themis.experiment.orchestrator import ExperimentOrchestrator
 from pytest_themis.generation.plan import GenerationPlan
+from pytest_themis.generation.router import ProviderRouter
 from pytest_themis.generation.runner import GenerationRunner
 from pytest_themis.generation.templates import PromptTemplate
 from pytest_themis.storage import ExperimentStorage
@@ -50,7 +51,13 @@ def _ready_pool_pids(count: int, timeout: float = 120.0) -> set[int]:
 
 def _run(url: str, cache_dir, processes, max_parallel=8):
     plan = _plan(url)
-    runner = GenerationRunner(max_parallel=max_parallel, processes=processes, retry_base_delay=0.01)
+    # Worker processes exist for litellm's CPU cost; the native client would stay in one process.
+    runner = GenerationRunner(
+        ProviderRouter(client="litellm"),
+        max_parallel=max_parallel,
+        processes=processes,
+        retry_base_delay=0.01,
+    )
     orchestrator = ExperimentOrchestrator(
         plan,
         runner,
@@ -251,6 +258,7 @@ def test_a_fully_cached_rerun_imports_no_provider_library(pytester: pytest.Pytes
             "--themis-model=openai/mock",
             f"--themis-api-base={server.url}",
             f"--themis-cache-dir={pytester.path / 'cache'}",
+            "--themis-client=litellm",  # the native client would need no pool
         ]
         pytester.runpytest_subprocess(*args).assert_outcomes(passed=1)
         first = server.stats.request_count

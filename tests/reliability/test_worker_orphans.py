@@ -21,7 +21,8 @@ processes.prestart(2)
 from pytest_themis import evaluate
 rows = [{"id": i, "q": f"Question {i}", "gold": "x"} for i in range(400)]
 evaluate(dataset=rows, model="openai/mock", api_base=sys.argv[1], prompt="{q}",
-         reference_field="gold", metrics=["exact_match"], storage=sys.argv[2], max_parallel=8)
+         reference_field="gold", metrics=["exact_match"], storage=sys.argv[2], max_parallel=8,
+         client="litellm")  # worker processes serve litellm (the native client needs none)
 """
 
 
