@@ -124,4 +124,3 @@ def build_orchestrator(request: EvaluationRequest) -> AssembledRun:
         experiment=request.experiment,
     )
     return AssembledRun(orchestrator, list(data.rows), request, owned)
-
