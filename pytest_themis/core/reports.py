@@ -253,6 +253,19 @@ class ExperimentReport:
         self.manifest["samples"] = samples_reference(target, target.parent, digest, len(rows))
         return target
 
+    def to_html(self, path: str | os.PathLike[str]) -> Path:
+        """Write a self-contained HTML report of this run (with its comparison, if any)."""
+        from ..comparison.samples import sample_rows, template_hashes
+        from ..report.html import write_html
+
+        rows = sample_rows(
+            self.records,
+            self.run_id,
+            templates=template_hashes(self.manifest),
+            experiment=self.metadata.get("experiment"),
+        )
+        return write_html(path, self.manifest, rows, comparison=self.comparison)
+
     def compare(
         self,
         baseline: Any,
