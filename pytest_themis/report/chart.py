@@ -29,8 +29,9 @@ def chart_svg(metric: str, cells: Sequence[Mapping[str, Any]]) -> str:
 
     A cell without a score (every sample failed) gets an empty bar labelled "no score".
     """
-    stats = [(c, (c.get("metrics") or {}).get(metric)) for c in cells]
-    stats = [(c, a) for c, a in stats if a is not None]
+    stats: list[tuple[Mapping[str, Any], Mapping[str, Any]]] = [
+        (c, c["metrics"][metric]) for c in cells if metric in (c.get("metrics") or {})
+    ]
     top = max([1.0] + [v for _, a in stats for v in [_finite(a.get("ci_high"))] if v is not None])
     plot = _WIDTH - _LABEL - 70
     height = _TOP + _ROW * len(stats) + 24

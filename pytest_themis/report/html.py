@@ -203,11 +203,13 @@ _CSS = """
 body{font:14px/1.4 system-ui,sans-serif;margin:1.5em;color:#222}
 dl{display:grid;grid-template-columns:max-content 1fr;gap:2px 12px}dt{font-weight:bold}dd{margin:0}
 table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #ccc;padding:3px 6px;
-text-align:left;vertical-align:top}tr.v-regressed td{background:#fdd}tr.v-improved td{background:#dfd}
+text-align:left;vertical-align:top}
+tr.v-regressed td{background:#fdd}tr.v-improved td{background:#dfd}
 #samples tbody tr{cursor:pointer}#samples tbody tr:hover{background:#eef}
 #samples td.txt{max-width:28em;overflow:hidden;text-overflow:ellipsis;white-space:nowrap}
 tr.wrong td:first-child{border-left:4px solid #c33}tr.err td:first-child{border-left:4px solid #e90}
-#controls>*{margin-right:8px}#detail{border:1px solid #999;padding:8px;margin-top:8px;background:#fafafa}
+#controls>*{margin-right:8px}
+#detail{border:1px solid #999;padding:8px;margin-top:8px;background:#fafafa}
 #detail pre{white-space:pre-wrap;word-break:break-word;margin:2px 0 8px;background:#fff;padding:4px}
 """
 
@@ -243,8 +245,8 @@ for(var i=0;i<S.length;i++){var s=S[i];
 if(f==="wrong"&&!s[9])continue;if(f==="errors"&&!s[8])continue;if(f==="changed"&&!s[10])continue;
 if(c&&s[0]!==c)continue;if(q&&hay(s).indexOf(q)<0)continue;shown.push(i);}
 page=0;render();}
-function td(tr,text,cls){var e=document.createElement("td");e.textContent=text;if(cls)e.className=cls;
-tr.appendChild(e);}
+function td(tr,text,cls){var e=document.createElement("td");e.textContent=text;
+if(cls)e.className=cls;tr.appendChild(e);}
 function render(){
 var body=document.querySelector("#samples tbody");body.textContent="";
 var pages=Math.max(1,Math.ceil(shown.length/PAGE));if(page>=pages)page=pages-1;
