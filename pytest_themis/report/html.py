@@ -40,6 +40,27 @@ def scrub(value: Any) -> Any:
     return value
 
 
+def _secrets(value: Any) -> set[str]:
+    """String values under secret-looking keys anywhere in ``value`` (and URL passwords)."""
+    from ..core.entities import is_secret_option
+
+    found: set[str] = set()
+    if isinstance(value, Mapping):
+        for k, v in value.items():
+            if is_secret_option(str(k)) and isinstance(v, str) and len(v) >= 4:
+                found.add(v[7:] if v.lower().startswith("bearer ") else v)
+            else:
+                found |= _secrets(v)
+    elif isinstance(value, (list, tuple)):
+        for v in value:
+            found |= _secrets(v)
+    elif isinstance(value, str) and "://" in value and "@" in value:
+        password = value.split("://", 1)[1].split("@", 1)[0].partition(":")[2]
+        if len(password) >= 4:
+            found.add(password)
+    return found
+
+
 def _wrong(scores: Mapping[str, Any]) -> bool:
     return any(v is not None and float(v) < 1.0 for v in scores.values())
 
@@ -116,8 +137,15 @@ def _header(manifest: Mapping[str, Any], samples: int) -> str:
         f"(fingerprint {str(d.get('fingerprint'))[:12]})"
         for d in manifest.get("datasets") or []
     )
+    models = ", ".join(
+        f"{m.get('provider')}:{m.get('identifier')}"
+        + (f" {json.dumps(m['options'], sort_keys=True)}" if m.get("options") else "")
+        for m in manifest.get("models") or []
+        if isinstance(m, Mapping)
+    )
     items = [
         ("run", manifest.get("run_id")),
+        ("models", models),
         ("created", manifest.get("created_at")),
         ("git", commit + dirty),
         ("python", env.get("python")),
@@ -158,6 +186,7 @@ def render_html(
     baseline_samples: Sequence[Mapping[str, Any]] | None = None,
 ) -> str:
     """The report as one HTML string (see the module docstring)."""
+    secrets = _secrets(manifest)
     manifest = scrub(manifest)
     cells = manifest.get("cells") or []
     data = _sample_json(scrub(list(samples)), _changed_keys(samples, comparison, baseline_samples))
@@ -169,7 +198,7 @@ def render_html(
     )
     payload = payload.replace("</", "<\\/").replace("<!--", "<\\!--")
     title = f"themis run {manifest.get('run_id')}"
-    return (
+    page = (
         '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
         '<meta http-equiv="Content-Security-Policy" content="default-src \'none\'; '
         "style-src 'unsafe-inline'; script-src 'unsafe-inline'; img-src data:\">"
@@ -181,6 +210,10 @@ def render_html(
         f'<script type="application/json" id="themis-data">{payload}</script>'
         f"<script>{_JS}</script></body></html>"
     )
+    for secret in sorted(secrets, key=len, reverse=True):  # e.g. a response echoing the key
+        for form in {secret, escape(secret), json.dumps(secret)[1:-1]}:
+            page = page.replace(form, "***")
+    return page
 
 
 def write_html(
