@@ -126,6 +126,10 @@ def _fmt(value: Any) -> str:
     return f"{value:+.3f}" if isinstance(value, float) else str(value)
 
 
+def _p(value: float) -> str:
+    return "–" if not math.isfinite(value) else f"{value:.3g}"
+
+
 def _header(manifest: Mapping[str, Any], samples: int) -> str:
     env = manifest.get("environment") or {}
     git = env.get("git") or {}
@@ -167,7 +171,7 @@ def _comparison(comparison: Comparison | None) -> str:
                 f'<tr class="v-{escape(m.verdict)}"><td>{escape(cell.experiment)} '
                 f"[{escape(cell.cell_id)}]</td><td>{escape(m.metric)}</td>"
                 f"<td>{_fmt(m.difference)}</td><td>[{_fmt(m.ci_low)}, {_fmt(m.ci_high)}]</td>"
-                f"<td>{_fmt(m.p_adjusted)}</td><td>{m.pairs}</td>"
+                f"<td>{_p(m.p_adjusted)}</td><td>{m.pairs}</td>"
                 f"<td>{escape(m.verdict)}</td></tr>"
             )
     return (
@@ -302,6 +306,7 @@ $("filter").addEventListener("change",apply);cellSel.addEventListener("change",a
 $("search").addEventListener("input",apply);
 $("prev").addEventListener("click",function(){if(page>0){page--;render();}});
 $("next").addEventListener("click",function(){page++;render();});
-apply();document.body.dataset.ready="1";
+apply();document.body.dataset.readyMs=String(performance.now());
+document.body.dataset.ready="1";
 })();
 """
