@@ -200,7 +200,8 @@ def themis_execution_backend() -> ExecutionBackend | None:
 
 @pytest.fixture(scope="session")
 def themis_storage(request: pytest.FixtureRequest) -> StorageBackend | None:
-    """Generation cache: ExperimentStorage in the cache dir (None with ``--themis-cache=off``)."""
+    """Generation cache: the ``--themis-storage`` store, else ExperimentStorage in the cache dir
+    (None with ``--themis-cache=off``)."""
     return _state(request.config).session.default_storage()
 
 
