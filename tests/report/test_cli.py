@@ -78,11 +78,12 @@ def test_show_prints_each_cell(two_runs: Any, capsys: pytest.CaptureFixture[str]
     store, base, _ = two_runs
     code, out, _ = _run(capsys, "show", "base", "--store", str(store))
     assert code == 0
+    lines = out.splitlines()
     for cell_id, report in base.cells.items():
         agg = report.metrics["ExactMatch"]
-        assert (
-            f"[{cell_id}]  ExactMatch {agg.mean:.3f} [{agg.ci_low:.3f}, {agg.ci_high:.3f}]" in out
-        )
+        at = next(i for i, line in enumerate(lines) if line.strip().startswith(cell_id))
+        values = " ".join(lines[at : at + 2])  # the values follow the id when it is long
+        assert f"ExactMatch {agg.mean:.3f} [{agg.ci_low:.3f}, {agg.ci_high:.3f}]" in values
 
 
 def test_compare_exits_1_on_regression_and_0_otherwise(
