@@ -104,6 +104,11 @@ def test_report_in_headless_chromium(report: Any) -> None:
         assert changed == sum((c.metric("ExactMatch").worse or 0) for c in cells.values())
 
         Select(driver.find_element(By.ID, "filter")).select_by_value("all")
+        Select(driver.find_element(By.ID, "cell")).select_by_value("evaluate [b-prompt1-t0]")
+        assert count.text == f"40 of {len(records)} samples"
+        cells_shown = driver.find_elements(By.CSS_SELECTOR, "#samples tbody tr td:first-child")
+        assert {td.text for td in cells_shown} == {"evaluate [b-prompt1-t0]"}
+        Select(driver.find_element(By.ID, "cell")).select_by_value("")
         target = next(r for r in records if r.generation.task.row_id == "r37")
         search = driver.find_element(By.ID, "search")
         search.send_keys("r37")
