@@ -165,9 +165,21 @@ def test_python_dash_m_runs_the_command(two_runs: Any) -> None:
     assert done.returncode == 0 and "base" in done.stdout and "new" in done.stdout
 
 
-def test_every_subcommand_on_postgresql(
-    two_runs: Any, pg_url: str, capsys: pytest.CaptureFixture[str], tmp_path: Path
+@pytest.fixture(params=["postgresql", "s3"])
+def remote_url(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A URL of a real PostgreSQL table or of an S3 prefix on a moto server."""
+    if request.param == "postgresql":
+        return str(request.getfixturevalue("pg_url"))
+    server = request.getfixturevalue("s3_server")
+    bucket = request.getfixturevalue("s3_bucket")
+    monkeypatch.setenv("AWS_ENDPOINT_URL", server.endpoint)
+    return f"s3://{bucket}/themis"
+
+
+def test_every_subcommand_on_a_remote_store(
+    two_runs: Any, remote_url: str, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
+    pg_url = remote_url
     folder, _, _ = two_runs
     source, target = open_storage(folder), open_storage(pg_url)
     try:
