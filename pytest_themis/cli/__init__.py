@@ -9,6 +9,7 @@ a run id kept in the store (``--store``: a folder or a ``postgresql://``/``s3://
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -66,8 +67,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     from . import commands
 
+    store = _LazyStore(args.store)
     try:
-        store = _open(args.store)
         try:
             status: int = getattr(commands, args.command)(args, store)
         finally:
@@ -80,7 +81,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     return status
 
 
-def _open(spec: str) -> Any:
-    from ..storage import open_storage
+class _LazyStore:
+    """The ``--store`` store, opened on first use: a run given as a file needs no store, and
+    a folder that does not exist is an error, not a new empty cache."""
 
-    return open_storage(spec)
+    def __init__(self, spec: str) -> None:
+        self.spec = spec
+        self._store: Any = None
+
+    def __getattr__(self, name: str) -> Any:
+        if self._store is None:
+            from ..errors import ConfigurationError
+            from ..storage import open_storage
+            from ..storage.urls import storage_scheme
+
+            if storage_scheme(self.spec) is None and not os.path.isdir(self.spec):
+                raise ConfigurationError(
+                    f"--store {self.spec}: no such folder; name the cache folder or store URL "
+                    "the runs were kept in"
+                )
+            self._store = open_storage(self.spec)
+        return getattr(self._store, name)
+
+    def close(self) -> None:
+        if self._store is not None:
+            self._store.close()

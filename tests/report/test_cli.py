@@ -133,6 +133,7 @@ def test_report_writes_html(two_runs: Any, capsys: pytest.CaptureFixture[str], t
         (["report", "base"], "the following arguments are required: -o/--output"),
         (["frobnicate"], "invalid choice: 'frobnicate'"),
         (["runs", "--store", "postgresql://"], "error:"),
+        (["runs", "--store", "no/such/folder"], "--store no/such/folder: no such folder"),
     ],
 )
 def test_bad_arguments_are_one_line_errors_with_exit_2(
@@ -151,6 +152,28 @@ def test_bad_arguments_are_one_line_errors_with_exit_2(
 def test_help_of_each_subcommand(capsys: pytest.CaptureFixture[str], command: str) -> None:
     code, out, _ = _run(capsys, command, "--help")
     assert code == 0 and out.startswith(f"usage: themis {command}") and "--store" in out
+
+
+def test_show_of_a_manifest_file_needs_no_store(
+    two_runs: Any,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    store, base, _ = two_runs
+    source = open_storage(store)
+    found = load_stored_run(source, "base")
+    source.close()
+    assert found is not None
+    manifest = dict(found[0], samples={"path": "base.samples.jsonl"})
+    from pytest_themis.comparison.samples import write_jsonl
+
+    write_jsonl(found[1], tmp_path / "base.samples.jsonl")
+    (tmp_path / "manifest.json").write_text(json.dumps(manifest))
+    monkeypatch.chdir(tmp_path)
+    code, out, _ = _run(capsys, "show", "manifest.json")
+    assert code == 0 and "run base" in out and "240 samples" in out
+    assert not (tmp_path / ".themis_cache").exists()
 
 
 def test_python_dash_m_runs_the_command(two_runs: Any) -> None:
