@@ -77,3 +77,15 @@ def test_a_single_gate_shows_the_number_it_compared() -> None:
     assert lines[0].split()[-1] == ">=0.8"
     assert _values(lines, "m-prompt0-t0").split()[-2:] == ["FAIL", "0.700"]
     assert max(map(len, lines)) <= 100
+
+
+def test_markdown_summary_escapes_pipes_and_says_all_failed() -> None:
+    from pytest_themis.report.markdown import format_markdown
+
+    result = _result("m|x-prompt0-t0", None, 0, [_gate("ExactMatch", 0.8, False)])
+    text = format_markdown([result], run_id="r1")
+    row = text.splitlines()[4]
+    assert row.startswith(
+        "| tests/test_arithmetic.py::test_arithmetic_benchmark [m\\|x-prompt0-t0]"
+    )
+    assert "ExactMatch: all 200 failed" in row and "❌ ExactMatch" in row and "nan" not in text
