@@ -50,10 +50,17 @@ def _gate_cell(gate: Mapping[str, Any] | None, with_value: bool) -> str:
     return f"{verdict} {_num(compared) if compared is not None else 'n/a'}"
 
 
-def _gate_header(key: str, keys: list[str]) -> str:
-    """``>=0.5`` when every gate is on one metric, else ``ExactMatch>=0.5``."""
+def _gate_headers(keys: list[str]) -> tuple[list[str], list[str]]:
+    """Column headers of the gates and the legend lines under the table.
+
+    ``>=0.5`` when every gate is on one metric; with gates on several metrics the columns are
+    ``g1``, ``g2`` … and a legend names each (``g1: ExactMatch>=0.5``), so the table stays narrow.
+    """
     metrics = {k.split(">=", 1)[0] for k in keys}
-    return ">=" + key.split(">=", 1)[1] if len(metrics) == 1 else key
+    if len(metrics) <= 1:
+        return [">=" + k.split(">=", 1)[1] for k in keys], []
+    names = [f"g{i}" for i in range(1, len(keys) + 1)]
+    return names, ["gates: " + ", ".join(f"{n}: {k}" for n, k in zip(names, keys, strict=True))]
 
 
 def _rows(result: Mapping[str, Any], gate_keys: list[str]) -> list[tuple[str, ...]]:
@@ -81,13 +88,15 @@ def format_table(results: Iterable[Mapping[str, Any]], width: int = _WIDTH) -> l
 
     Cells are grouped under their experiment (the test), one metric per line; a cell whose
     every sample failed says ``all N failed``. Each ``--themis-fail-under`` gate gets a
-    pass/fail column (headed ``>=0.5``, or ``metric>=0.5`` when gates name several metrics);
+    pass/fail column (headed ``>=0.5``, or ``g1``, ``g2`` … with a legend when gates name several
+    metrics);
     a single gate also shows the number it compared (with several, the failure says it). A
     cell id too long for the table to fit ``width`` is put on a line of its own.
     """
     results = list(results)
     gate_keys = list(dict.fromkeys(_gate_key(g) for r in results for g in r.get("gates") or ()))
-    headers: tuple[str, ...] = (*_HEADERS, *(_gate_header(k, gate_keys) for k in gate_keys))
+    gate_headers, legend = _gate_headers(gate_keys)
+    headers: tuple[str, ...] = (*_HEADERS, *gate_headers)
     body: list[tuple[str, ...] | str] = []
     experiment = None
     for r in results:
@@ -114,7 +123,7 @@ def format_table(results: Iterable[Mapping[str, Any]], width: int = _WIDTH) -> l
     lines = [*fmt(headers), "  ".join("-" * w for w in widths)]
     for b in body:
         lines += fmt(b) if isinstance(b, tuple) else [b]
-    return lines
+    return lines + legend
 
 
 def junit_properties(result: Mapping[str, Any]) -> list[tuple[str, str]]:

@@ -89,3 +89,19 @@ def test_markdown_summary_escapes_pipes_and_says_all_failed() -> None:
         "| tests/test_arithmetic.py::test_arithmetic_benchmark [m\\|x-prompt0-t0]"
     )
     assert "ExactMatch: all 200 failed" in row and "❌ ExactMatch" in row and "nan" not in text
+
+
+def test_gates_on_several_metrics_keep_the_table_narrow_with_a_legend() -> None:
+    gates = [
+        _gate("ExactMatch", 0.8, False),
+        _gate("F1", 0.45, True),
+        _gate("ResponseLengthWithinBudget", 0.9, True),
+    ]
+    long_cell = "openrouter/meta-llama/llama-3.1-405b-instruct-prompt0-t0"
+    lines = format_table([_result(long_cell, 0.7, 200, gates)])
+    assert max(len(line) for line in lines) <= 100
+    assert lines[0].split()[-3:] == ["g1", "g2", "g3"]
+    assert _values(lines, long_cell).split()[-3:] == ["FAIL", "ok", "ok"]
+    assert lines[-1] == (
+        "gates: g1: ExactMatch>=0.8, g2: F1>=0.45, g3: ResponseLengthWithinBudget>=0.9"
+    )
