@@ -1,7 +1,8 @@
 """The three doors on each engine: evaluate(), a Level 4 orchestrator sweep and the pytest flags,
-on a Ray head node and a Dask scheduler + workers started as subprocesses, with PostgreSQL and S3
-stores; the same scores on every engine; a store filled on one engine serves another with no
-request; an unreachable engine address is one usage-error line.
+on Ray (in this process; ``--themis-backend=ray`` in the pytest subprocess) and a Dask scheduler +
+workers started as subprocesses, with PostgreSQL and S3 stores; the same scores on every engine;
+a store filled on one engine serves another with no request; an unreachable engine address or a
+missing extra is one usage-error line.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import Any
 import pytest
 from support.dask_cluster import subprocess_cluster
 from support.pg_server import pg_server, pg_url  # noqa: F401
-from support.ray_cluster import ray_head
+from support.ray_cluster import local_ray
 from support.s3_server import s3_bucket, s3_env, s3_server  # noqa: F401
 from support.services import free_port
 
@@ -29,10 +30,11 @@ ENGINES = ("ray", "dask")
 
 
 @pytest.fixture(scope="module")
-def ray_address(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """``ray start --head --num-cpus 2`` as a subprocess, named as ``--themis-backend`` takes it."""
-    with ray_head(tmp_path_factory.mktemp("ray")) as address:
-        yield f"ray:{address}"
+def ray_address() -> Iterator[str]:
+    """A 2-CPU Ray instance in this process; the name ``ray`` joins it (a backend that finds Ray
+    running uses it and leaves it up)."""
+    with local_ray():
+        yield "ray"
 
 
 @pytest.fixture(scope="module")
@@ -55,12 +57,14 @@ def engines(request: pytest.FixtureRequest) -> dict[str, str]:
 
 
 @pytest.fixture
-def store(request: pytest.FixtureRequest) -> str:
-    """A PostgreSQL URL or an ``s3://`` URL on the servers the support helpers start."""
+def store(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A PostgreSQL URL or an ``s3://`` URL on the servers the support helpers start (the S3
+    endpoint in ``AWS_ENDPOINT_URL``, which a pytest subprocess inherits)."""
     kind = request.param
     if kind == "pg":
         return str(request.getfixturevalue("pg_url"))
     bucket = request.getfixturevalue("s3_bucket")
+    monkeypatch.setenv("AWS_ENDPOINT_URL", request.getfixturevalue("s3_server").endpoint)
     return f"s3://{bucket}/{request.node.name[:40].replace('[', '_').replace(']', '')}"
 
 
