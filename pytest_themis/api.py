@@ -77,7 +77,9 @@ def evaluate(
     metrics=["exact_match"], model=...)`` evaluates your rows. Generations are cached in
     ``storage`` (a folder, a store URL such as ``postgresql://user@host/db`` or
     ``s3://bucket/prefix``, or a ``StorageBackend``; None disables the cache), so a rerun is free
-    and an interrupted run resumes; ``cache`` picks the mode (use, refresh, off, replay). Extra
+    and an interrupted run resumes; ``cache`` picks the mode (use, refresh, off, replay).
+    ``prompt`` follows the marker's rule: one template is named ``prompt``, a list's are
+    ``prompt0``, ``prompt1`` …, a dict's keys name them; values must be str or PromptTemplate. Extra
     keyword arguments are provider options (``api_base``, ``api_key`` …); unknown ones are
     rejected. ``execution_backend`` is an ``ExecutionBackend`` or a name: ``"local"`` (the
     default), ``"ray"``, ``"ray://host:port"``, ``"dask://host:port"``, ``"threads"``,

@@ -9,8 +9,10 @@ this module.
 from __future__ import annotations
 
 import importlib
+import sys
 import threading
 from collections.abc import Mapping
+from types import ModuleType
 from typing import Any
 
 import pluggy
@@ -18,7 +20,7 @@ import pluggy
 from . import hookspecs
 from .errors import ConfigurationError
 
-__all__ = ["ENTRY_POINT_GROUP", "KINDS", "plugin_manager", "registered", "reset"]
+__all__ = ["ENTRY_POINT_GROUP", "KINDS", "plugin_manager", "registered"]
 
 ENTRY_POINT_GROUP = hookspecs.PROJECT_NAME
 #: Registry kind -> hook that fills it.
@@ -39,18 +41,26 @@ BUILTIN_PLUGINS = (
 
 _LOCK = threading.RLock()
 _manager: pluggy.PluginManager | None = None
+_builtins: dict[str, ModuleType] = {}
 _tables: dict[str, dict[str, Any]] = {}
 
 
 def plugin_manager() -> pluggy.PluginManager:
-    """The process-wide manager (built-ins and installed entry points registered on creation)."""
+    """The process-wide manager (built-ins and installed entry points registered on creation).
+
+    Rebuilt when a built-in module was imported afresh since (pytest's in-process test runs drop
+    the modules they imported), so the tables never mix objects of two imports of one module.
+    """
     global _manager
     with _LOCK:
-        if _manager is None:
+        if _manager is None or any(sys.modules.get(n) is not m for n, m in _builtins.items()):
+            _tables.clear()
+            _builtins.clear()
             manager = pluggy.PluginManager(hookspecs.PROJECT_NAME)
             manager.add_hookspecs(hookspecs)
             for name in BUILTIN_PLUGINS:
-                manager.register(importlib.import_module(name), name=f"builtin:{name}")
+                module = _builtins[name] = importlib.import_module(name)
+                manager.register(module, name=f"builtin:{name}")
             manager.load_setuptools_entrypoints(ENTRY_POINT_GROUP)
             _manager = manager
         return _manager
@@ -62,6 +72,7 @@ def registered(kind: str) -> dict[str, Any]:
     Raises :class:`ConfigurationError` naming both plugins when two register the same name.
     """
     with _LOCK:
+        plugin_manager()  # (re)built first: it may drop tables of an earlier import
         table = _tables.get(kind)
         if table is None:
             table = _tables[kind] = _collect(kind)
@@ -94,11 +105,3 @@ def _collect(kind: str) -> dict[str, Any]:
             owners[name] = owner
             table[name] = value
     return table
-
-
-def reset() -> None:
-    """Forget the manager and the collected tables (the next lookup loads plugins again)."""
-    global _manager
-    with _LOCK:
-        _manager = None
-        _tables.clear()

@@ -2,7 +2,8 @@
 
 Registered through the ``pytest11`` entry point, so every pytest run imports this module: it holds
 only thin hooks and the fixtures (which pytest must see to list and override them). Plain runs
-import nothing more than the option table (``_pytest/flags.py``). Everything else, from option
+import nothing more than the option table (``_pytest/flags.py``) and the specs of themis' own
+pytest hooks (``_pytest/newhooks.py``). Everything else, from option
 parsing to the engine, is imported the first time a run uses themis: a ``--themis-*`` flag or ini
 key, a test marked ``@pytest.mark.themis`` or one requesting a ``themis_*`` result fixture. A test
 suite that does not use themis gets no engine import, no folder and no output.
@@ -200,7 +201,8 @@ def themis_execution_backend(request: pytest.FixtureRequest) -> ExecutionBackend
 
 @pytest.fixture(scope="session")
 def themis_storage(request: pytest.FixtureRequest) -> StorageBackend | None:
-    """Generation cache: ExperimentStorage in the cache dir (None with ``--themis-cache=off``)."""
+    """Generation cache: the ``--themis-storage`` store, else ExperimentStorage in the cache dir
+    (None with ``--themis-cache=off``)."""
     return _state(request.config).session.default_storage()
 
 

@@ -3,6 +3,8 @@
 A cell's :class:`EvaluationReport` is computed once per process, keyed by (dataset fingerprint,
 cell, pipeline fingerprint), however many items read it. Under xdist a file lock in the cache
 folder makes a second worker wait for the first and then read its generations from the cache.
+A cell runs as an :class:`~pytest_themis.experiment.request.EvaluationRequest` assembled by the
+same builder ``evaluate()`` uses.
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ import hashlib
 import json
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,6 +27,7 @@ __all__ = [
     "canonical_metric_name",
     "is_secret_option",
     "redact_options",
+    "redact_secrets",
     "redact_text",
 ]
 
@@ -54,19 +55,29 @@ def redact_options(options: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
+def redact_secrets(text: str, secrets: Iterable[str]) -> str:
+    """``text`` with every occurrence of each secret replaced by ``***`` (longest first).
+
+    The one place secrets are cut out of messages; secrets shorter than 4 characters are kept
+    (replacing them would mangle ordinary text without protecting anything).
+    """
+    for secret in sorted({s for s in secrets if len(s) >= 4}, key=len, reverse=True):
+        text = text.replace(secret, REDACTED)
+    return text
+
+
 def redact_text(text: str, options: Mapping[str, Any]) -> str:
     """``text`` with every secret option value (and header value) replaced by ``***``."""
+    secrets: list[str] = []
     for key, value in options.items():
         if not is_secret_option(key):
             continue
         values = value.values() if isinstance(value, Mapping) else [value]
-        for secret in values:
-            secret = str(secret)
-            if len(secret) >= 4:
-                text = text.replace(secret, REDACTED)
-                if secret.lower().startswith("bearer "):
-                    text = text.replace(secret[7:], REDACTED)
-    return text
+        for secret in map(str, values):
+            secrets.append(secret)
+            if secret.lower().startswith("bearer "):
+                secrets.append(secret[7:])
+    return redact_secrets(text, secrets)
 
 
 _DEFAULT_MAX_TOKENS = 512

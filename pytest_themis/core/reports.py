@@ -55,6 +55,8 @@ class EvaluationReport:
     run: ExperimentReport | None = field(default=None, repr=False, compare=False)
     #: Samples a metric could not score (judge failures), summed over metrics; never scores.
     metric_errors: int = 0
+    #: What scoring itself spent (an LLM judge's calls): ``{"tokens": …, "cost_usd": …}``.
+    scoring_usage: dict[str, float] = field(default_factory=dict)
 
     @classmethod
     def from_records(
@@ -71,6 +73,7 @@ class EvaluationReport:
         usage = TokenUsage()
         cost = 0.0
         errors = extraction_failures = cached = metric_errors = 0
+        scoring_usage: dict[str, float] = {}
         for rec in records:
             gen = rec.generation
             if gen.cached:
@@ -85,6 +88,8 @@ class EvaluationReport:
             if rec.extraction_error is not None:
                 extraction_failures += 1
             metric_errors += len(rec.metric_errors)
+            for scored in rec.scores.values():
+                _add_scoring_usage(scoring_usage, scored.details)
             sample_id = _sample_id(rec)
             for name in names:
                 score = rec.scores.get(name)
@@ -113,6 +118,7 @@ class EvaluationReport:
             duration=duration,
             incomplete=incomplete,
             metric_errors=metric_errors,
+            scoring_usage=scoring_usage,
         )
 
     @property
@@ -209,6 +215,8 @@ class EvaluationReport:
             "cost_usd": round(self.cost, 8),
             "incomplete": self.incomplete,
             "missing": self.missing,
+            "metric_errors": self.metric_errors,
+            "scoring_usage": dict(self.scoring_usage),
         }
 
 
@@ -310,3 +318,16 @@ def _sample_id(rec: EvaluationRecord) -> str:
 
 def _fmt(value: float) -> str:
     return "nan" if value is None or math.isnan(value) else f"{value:.3f}"
+
+
+def _add_scoring_usage(total: dict[str, float], details: dict[str, Any]) -> None:
+    """Add a score's judge tokens and cost (fresh calls only: cached ones cost nothing now)."""
+    tokens, cost = details.get("judge_tokens"), details.get("judge_cost")
+    if tokens is None and cost is None:
+        return
+    total.setdefault("tokens", 0)
+    total.setdefault("cost_usd", 0.0)
+    if details.get("judge_cached"):
+        return
+    total["tokens"] += int(tokens or 0)
+    total["cost_usd"] = round(total["cost_usd"] + float(cost or 0.0), 8)

@@ -25,7 +25,7 @@ _EXPORTS = {
     "ResponseLength": "pytest_themis.evaluation.metrics",
     "Contains": "pytest_themis.evaluation.metrics",
     "NumericMatch": "pytest_themis.evaluation.metrics",
-    "aggregate": "pytest_themis.evaluation.statistics",
+    "aggregate": "pytest_themis.core.statistics",
     "get_metric": "pytest_themis.evaluation.registry",
     "list_metrics": "pytest_themis.evaluation.registry",
     "register_metric": "pytest_themis.evaluation.registry",

@@ -36,6 +36,9 @@ _BUILTIN_METRICS = {
     "response_length": "pytest_themis.evaluation.metrics.response_length:ResponseLength",
     "contains": "pytest_themis.evaluation.metrics.contains:Contains",
     "numeric_match": "pytest_themis.evaluation.metrics.numeric_match:NumericMatch",
+    "choice_accuracy": "pytest_themis.evaluation.choice:ChoiceAccuracy",
+    "code_execution": "pytest_themis.evaluation.metrics.code_execution:CodeExecution",
+    "llm_judge": "pytest_themis.evaluation.metrics.llm_judge:LLMJudge",
 }
 _METRIC_ALIASES = {"math_verify": "math_verify_accuracy"}
 
@@ -51,6 +54,8 @@ _BUILTIN_EXTRACTORS = {
         "multiple_choice": "MultipleChoiceExtractor",
     }.items()
 }
+_BUILTIN_EXTRACTORS["choice"] = "pytest_themis.evaluation.choice:ChoiceExtractor"
+_BUILTIN_EXTRACTORS["code"] = "pytest_themis.evaluation.code_extraction:CodeExtractor"
 
 
 @hookimpl

@@ -14,7 +14,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from ..core.reports import ExperimentReport
     from .orchestrator import ExperimentOrchestrator
 
-__all__ = ["AssembledRun", "build_orchestrator", "build_pipeline", "build_plan", "run_request"]
+__all__ = ["AssembledRun", "build_orchestrator", "build_pipeline", "build_plan"]
 
 
 def build_plan(
@@ -130,9 +130,3 @@ def build_orchestrator(request: EvaluationRequest) -> AssembledRun:
     )
     return AssembledRun(orchestrator, list(data.rows), request, owned, owned_backend)
 
-
-def run_request(
-    request: EvaluationRequest, *, progress: Callable[[Any], None] | None = None
-) -> ExperimentReport:
-    """Build and run ``request`` (the runner is closed afterwards)."""
-    return build_orchestrator(request).run(progress=progress)

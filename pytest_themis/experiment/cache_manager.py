@@ -17,10 +17,10 @@ from ..core.entities import (
     GenerationTask,
     ModelSpec,
     SamplingConfig,
-    TokenUsage,
     is_secret_option,
 )
 from ..core.hashing import canonical_json
+from ..core.records import record_from_dict, record_to_dict
 from ..errors import ConfigurationError
 from .fingerprint import callable_fingerprint
 
@@ -169,7 +169,7 @@ class CacheManager:
         value = self.storage.get(self.key_for(task))
         if value is None:
             return None
-        return record_from_dict(task, value)
+        return _stored(task, value)
 
     def lookup_many(self, tasks: Sequence[GenerationTask]) -> list[GenerationRecord | None]:
         """The stored record of each task (None for a miss), in one storage round trip."""
@@ -180,7 +180,7 @@ class CacheManager:
         out: list[GenerationRecord | None] = []
         for task, key in zip(tasks, keys, strict=True):
             value = found.get(key)
-            out.append(None if value is None else record_from_dict(task, value))
+            out.append(None if value is None else _stored(task, value))
         return out
 
     def miss_record(self, task: GenerationTask) -> GenerationRecord:
@@ -219,32 +219,7 @@ class CacheManager:
         return {"mode": self.mode, "resume": self.enable_resume, **self.storage.describe()}
 
 
-def record_to_dict(record: GenerationRecord) -> dict[str, Any]:
-    usage = record.usage
-    return {
-        "text": record.text,
-        "usage": [usage.prompt_tokens, usage.completion_tokens] if usage else None,
-        "cost": record.cost,
-        "latency": round(record.latency, 6),
-        "finish_reason": record.finish_reason,
-        "attempts": record.attempts,
-        "model": record.task.model.identifier,
-        "task": record.task.task_id,
-    }
-
-
-def record_from_dict(task: GenerationTask, value: dict[str, Any]) -> GenerationRecord | None:
-    text = value.get("text")
-    if not isinstance(text, str):
-        return None
-    usage = value.get("usage")
-    return GenerationRecord(
-        task=task,
-        text=text,
-        usage=TokenUsage(int(usage[0]), int(usage[1])) if usage else None,
-        cost=value.get("cost"),
-        latency=float(value.get("latency") or 0.0),
-        finish_reason=value.get("finish_reason"),
-        attempts=int(value.get("attempts") or 0),
-        cached=True,
-    )
+def _stored(task: GenerationTask, value: dict[str, Any]) -> GenerationRecord | None:
+    """The cached answer in ``value`` (only successful generations are stored), or None."""
+    record = record_from_dict(task, value, cached=True)
+    return record if record is not None and record.ok else None

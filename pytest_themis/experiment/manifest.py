@@ -225,6 +225,9 @@ def strip_volatile(manifest: dict[str, Any]) -> dict[str, Any]:
         clean.pop(key, None)
     for cell in clean.get("cells", []):
         cell.pop("execution", None)
+    samples = clean.get("samples")
+    if isinstance(samples, dict):  # the file holds latencies and cached flags
+        samples.pop("sha256", None)
     return clean
 
 

@@ -19,7 +19,14 @@ from collections.abc import Iterator, Mapping
 from types import ModuleType
 from typing import Any
 
-from ..core.entities import REDACTED, GenerationTask, ProviderResponse, TokenUsage, is_secret_option
+from ..core.entities import (
+    REDACTED,
+    GenerationTask,
+    ProviderResponse,
+    TokenUsage,
+    is_secret_option,
+    redact_secrets,
+)
 from ..errors import (
     AuthenticationError,
     BadRequestError,
@@ -234,7 +241,7 @@ class LiteLLMProvider(Provider):
         error = _classify(import_litellm(), exc, task, options)
         secrets = _secrets(options)
         if secrets:
-            error.args = (_redact(str(error.args[0]), secrets),)
+            error.args = (redact_secrets(str(error.args[0]), secrets),)
         return error
 
 
@@ -540,13 +547,6 @@ def _secrets(options: Mapping[str, Any]) -> list[str]:
         if name.endswith("_API_KEY") and len(value) >= 8:
             found.add(value)
     return sorted(found, key=len, reverse=True)
-
-
-def _redact(text: str, secrets: list[str]) -> str:
-    for secret in secrets:
-        if secret in text:
-            text = text.replace(secret, REDACTED)
-    return text
 
 
 def _cost(litellm: ModuleType, response: Any) -> float | None:

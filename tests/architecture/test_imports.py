@@ -18,14 +18,8 @@ import pytest_themis
 PACKAGE_DIR = Path(pytest_themis.__file__).parent
 ROOT = "pytest_themis"
 
-#: Private names still imported across modules by the generation engine; its kernel refactor
-#: removes them. Entries may only disappear: a new cross-module private import fails the test.
+#: Private names still imported across modules: none. A new cross-module private import fails.
 KNOWN_PRIVATE_IMPORTS: set[tuple[str, str, str]] = set()
-#: Deferred imports of the generation engine that close a cycle without saying why (same
-#: refactor). Entries may only disappear.
-KNOWN_SILENT_DEFERRED = {
-    ("pytest_themis.generation.runner", "pytest_themis.generation.processes"),
-}
 
 
 @dataclass(frozen=True)
@@ -190,7 +184,6 @@ def test_deferred_imports_that_would_close_a_cycle_say_why() -> None:
         and imp.target != imp.source
         and _reaches(graph, imp.target, imp.source)
         and not imp.commented
-        and (imp.source, imp.target) not in KNOWN_SILENT_DEFERRED
     ]
     assert silent == []
 
@@ -200,6 +193,9 @@ def test_no_module_imports_another_modules_private_names() -> None:
         (imp.source, imp.target, name)
         for imp in IMPORTS
         for name in imp.names
-        if name.startswith("_") and not name.startswith("__") and imp.target != imp.source
+        if name.startswith("_")
+        and not name.startswith("__")
+        and imp.target != imp.source
+        and f"{imp.target}.{name}" not in MODULES  # a private module, imported as a module
     }
     assert sorted(private - KNOWN_PRIVATE_IMPORTS) == []

@@ -78,5 +78,5 @@ def test_resume_false_is_a_deprecated_spelling_of_cache_refresh(tmp_path: Path) 
 def test_an_execution_backend_can_be_named(tmp_path: Path) -> None:
     report = _run(tmp_path, storage=None, execution_backend="sequential")
     assert report.total == 1 and report.metrics["ExactMatch"].mean == 1.0
-    with pytest.raises(ConfigurationError, match="unknown execution backend 'nope'.*local"):
+    with pytest.raises(ConfigurationError, match="unknown execution backend 'nope'.*sequential"):
         _run(tmp_path, storage=None, execution_backend="nope")

@@ -133,3 +133,18 @@ def test_pairwise_asks_both_orders_and_averages(tmp_path: Path) -> None:
 def test_bad_judge_configuration_is_a_clear_error(kwargs: dict[str, Any], message: str) -> None:
     with pytest.raises(ConfigurationError, match=message):
         LLMJudge(model="openai/judge-model", **kwargs)
+
+
+def test_judge_tokens_reach_the_manifest_and_the_metric_is_registered(tmp_path: Path) -> None:
+    from pytest_themis.evaluation import get_metric
+
+    with OpenAIServer(responder=rule_judge) as server:
+        report = _run(server, tmp_path, _judge(server))
+        cells = report.manifest["cells"]
+        usage = cells[0]["scoring_usage"] if isinstance(cells, list) else None
+        assert usage is not None and usage["tokens"] > 0
+        assert cells[0]["metric_errors"] == 1
+        judge = get_metric(
+            "llm_judge", model="openai/judge-model", rubric="r", scale=(1, 5), api_base=server.url
+        )
+        assert isinstance(judge, LLMJudge)

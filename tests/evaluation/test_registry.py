@@ -76,8 +76,11 @@ def test_metric_options_instances_and_classes() -> None:
 
 def test_list_metrics() -> None:
     assert list_metrics() == [
+        "choice_accuracy",
+        "code_execution",
         "contains",
         "exact_match",
+        "llm_judge",
         "math_verify_accuracy",
         "numeric_match",
         "response_length",
@@ -122,6 +125,8 @@ def test_builtin_extractors(name: str, kwargs: dict[str, Any], cls: type[Extract
 def test_list_and_unknown_extractors() -> None:
     assert list_extractors() == [
         "boxed",
+        "choice",
+        "code",
         "gsm8k",
         "identity",
         "json_field",

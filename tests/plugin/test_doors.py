@@ -108,3 +108,30 @@ def test_both_doors_reject_a_prompt_that_is_not_text(
     result = pytester.runpytest("-p", "no:cacheprovider")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*prompts[[]'n'[]] must be a str or PromptTemplate, got int*"])
+
+
+def test_the_pytest_door_does_not_import_the_evaluate_door(pytester: pytest.Pytester) -> None:
+    pytester.makeconftest(
+        """
+        import json
+        import sys
+
+        def pytest_sessionfinish(session):
+            with open("modules.json", "w") as fh:
+                json.dump(sorted(m for m in sys.modules if m.startswith("pytest_themis")), fh)
+        """
+    )
+    pytester.makepyfile(
+        f"""
+        import pytest
+
+        @pytest.mark.themis(dataset={ROWS!r}, prompts="{{q}}", models="fake:fake-oracle",
+                            reference_field="a", metrics=["exact_match"])
+        def test_eval(themis_report):
+            assert themis_report.total == {len(ROWS)}
+        """
+    )
+    pytester.runpytest_subprocess("-p", "no:cacheprovider").assert_outcomes(passed=1)
+    imported = set(json.loads((pytester.path / "modules.json").read_text()))
+    assert "pytest_themis.experiment.builder" in imported
+    assert "pytest_themis.api" not in imported
