@@ -232,7 +232,9 @@ def test_local_ray_and_dask_give_identical_per_sample_scores(engines: dict[str, 
 # -- bad input ------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("scheme", ["dask://", "ray:"])
+@pytest.mark.parametrize(
+    "scheme", [pytest.param("dask://", marks=pytest.mark.slow), "ray:"]
+)  # Dask gives up on a refused address after its connect timeout
 def test_unreachable_engine_address_is_one_usage_error_line(
     pytester: pytest.Pytester, scheme: str
 ) -> None:

@@ -45,14 +45,19 @@ plugin_manager().register(Pack(), name="recording-pack")
 """
 
 
-def test_named_backend_is_opened_first_used_and_shut_down_once(pytester: pytest.Pytester) -> None:
+@pytest.mark.parametrize("where", ["flag", "ini"])
+def test_named_backend_is_opened_first_used_and_shut_down_once(
+    pytester: pytest.Pytester, where: str
+) -> None:
     pytester.makeconftest(CONFTEST)
+    if where == "ini":
+        pytester.makeini("[pytest]\nthemis_backend = recording\n")
     result = pytester.runpytest_subprocess(
         "-p",
         "no:cacheprovider",
         "--themis-preset=demo",
         "--themis-limit=5",
-        "--themis-backend=recording",
+        *(["--themis-backend=recording"] if where == "flag" else []),
         f"--themis-cache-dir={pytester.path / 'cache'}",
     )
     result.assert_outcomes(passed=1)
