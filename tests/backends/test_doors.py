@@ -1,6 +1,6 @@
 """The three doors on each engine: evaluate(), a Level 4 orchestrator sweep and the pytest flags,
-on Ray (in this process; ``--themis-backend=ray`` in the pytest subprocess) and a Dask scheduler +
-workers started as subprocesses, with PostgreSQL and S3 stores; the same scores on every engine;
+on a Ray head node (``ray start --head``) and a Dask scheduler + workers started as subprocesses
+and joined by address, with PostgreSQL and S3 stores; the same scores on every engine;
 a store filled on one engine serves another with no request; an unreachable engine address or a
 missing extra is one usage-error line.
 """
@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from support.dask_cluster import subprocess_cluster
 from support.pg_server import pg_server, pg_url  # noqa: F401
-from support.ray_cluster import local_ray
+from support.ray_cluster import ray_head
 from support.s3_server import s3_bucket, s3_env, s3_server  # noqa: F401
 from support.services import free_port
 
@@ -30,11 +30,23 @@ ENGINES = ("ray", "dask")
 
 
 @pytest.fixture(scope="module")
-def ray_address() -> Iterator[str]:
-    """A 2-CPU Ray instance in this process; the name ``ray`` joins it (a backend that finds Ray
-    running uses it and leaves it up)."""
-    with local_ray():
-        yield "ray"
+def ray_address(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """``ray start --head --num-cpus 2`` as a subprocess, as ``--themis-backend`` names it.
+
+    Ray's token authentication is off for the head and every driver joining it (this process and
+    the pytest subprocesses inherit the variable): a ``ray start`` head enables it when a token
+    file exists in the home folder, which a driver joining by address does not pick up.
+    """
+    saved = os.environ.get("RAY_AUTH_MODE")
+    os.environ["RAY_AUTH_MODE"] = "disabled"
+    try:
+        with ray_head(tmp_path_factory.mktemp("ray")) as address:
+            yield f"ray:{address}"
+    finally:
+        if saved is None:
+            os.environ.pop("RAY_AUTH_MODE", None)
+        else:
+            os.environ["RAY_AUTH_MODE"] = saved
 
 
 @pytest.fixture(scope="module")
