@@ -11,6 +11,12 @@ import pytest
 os.environ["LITELLM_LOCAL_MODEL_COST_MAP"] = "True"
 
 
+@pytest.fixture(autouse=True)
+def _no_step_summary(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Runs inside tests must not append their Markdown summary to the CI job's own summary."""
+    monkeypatch.delenv("GITHUB_STEP_SUMMARY", raising=False)
+
+
 @pytest.fixture
 def openai_server() -> Iterator[object]:
     """A running :class:`~pytest_themis.testing.OpenAIServer` (no faults; use ``set_plan``)."""

@@ -282,6 +282,12 @@ class RunRecorder:
                 store_run(storage, state.run_id, manifest, rows)
             finally:
                 storage.close()
+        from .outputs import write_outputs
+
+        write_outputs(
+            state, manifest, rows, self.comparison,
+            self.baseline.samples if self.baseline is not None else None,
+        )  # fmt: skip
 
     @pytest.hookimpl(trylast=True)
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:

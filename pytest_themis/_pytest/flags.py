@@ -74,6 +74,12 @@ FLAGS: tuple[tuple[str, str | None, str, bool, str, str], ...] = (
     ("samples", None, "text", False, "PATH",
      "where to write the per-sample results as JSON Lines (default: "
      "<manifest dir>/runs/<run_id>.samples.jsonl)"),
+    ("html", "themis_html", "text", False, "PATH",
+     "write a self-contained HTML report of the run (charts, comparison, every sample)"),
+    ("md", None, "text", False, "PATH",
+     "write a Markdown summary (also appended to $GITHUB_STEP_SUMMARY when that is set)"),
+    ("plot", None, "text", False, "PATH",
+     "write an SVG chart of every cell's metrics with 95% CIs"),
     ("log_prompts", "themis_log_prompts", "log_prompts", False, "{full,hash}",
      "record each prompt in the per-sample results in full (default) or as its SHA-256"),
 )  # fmt: skip

@@ -336,6 +336,18 @@ class ThemisOptions:
         return self._path("samples")
 
     @property
+    def html_path(self) -> Path | None:
+        return self._path("html")
+
+    @property
+    def md_path(self) -> Path | None:
+        return self._path("md")
+
+    @property
+    def plot_path(self) -> Path | None:
+        return self._path("plot")
+
+    @property
     def baseline(self) -> str | None:
         """``--themis-baseline``: a path (resolved like the other paths), a run id or latest."""
         raw = self.get("baseline")

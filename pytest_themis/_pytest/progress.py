@@ -1,7 +1,9 @@
 """Live progress of a running cell on the pytest terminal.
 
 On a terminal one line is rewritten in place; otherwise a plain line is printed every
-``interval`` seconds. Nothing is shown with ``-q`` or when the cell finishes before ``delay``.
+``interval`` seconds. Lines go through pytest's terminal reporter, so they show under output
+capture and in CI logs. Nothing is shown with ``-q -q`` or when the cell finishes before
+``delay``.
 """
 
 from __future__ import annotations
@@ -50,7 +52,7 @@ class CellProgress:
         label: str,
         *,
         delay: float = 1.0,
-        interval: float = 10.0,
+        interval: float = 5.0,
     ) -> None:
         self.terminal = terminal
         self.label = label
@@ -65,8 +67,8 @@ class CellProgress:
 
     @classmethod
     def for_config(cls, config: Any, label: str) -> CellProgress | None:
-        """None when progress must stay silent (``-q``, no terminal reporter, xdist worker)."""
-        if config.get_verbosity() < 0 or is_xdist_worker(config):
+        """None when progress must stay silent (``-q -q``, no terminal reporter, xdist worker)."""
+        if config.get_verbosity() <= -2 or is_xdist_worker(config):
             return None
         terminal = config.pluginmanager.get_plugin("terminalreporter")
         if terminal is None:

@@ -48,6 +48,8 @@ class ThemisState:
         self.results: dict[str, dict[str, Any]] = {}
         self.manifest_path: Path | None = None
         self.manifest_error: str | None = None
+        #: "where it went" lines of the HTML/Markdown/plot outputs, printed in the summary.
+        self.output_lines: list[str] = []
         self.interrupted = False
         self.started = time.time()
         self._session: ThemisSession | None = None
@@ -182,6 +184,8 @@ class ThemisState:
             terminalreporter.write_line(f"themis manifest: {self.manifest_path}")
         if self.manifest_error:
             terminalreporter.write_line(f"themis manifest not written: {self.manifest_error}")
+        for line in self.output_lines:
+            terminalreporter.write_line(line)
 
     def close(self) -> None:
         """Unregister the hooks and stop the prestarted workers at the end of the run."""

@@ -19,6 +19,7 @@ __all__ = [
 ]
 
 _HEADERS = ("cell", "metrics (95% CI)", "n", "cached", "errors", "tokens", "cost $", "time")
+_WIDTH = 100
 
 
 def _num(value: Any) -> str:
@@ -27,62 +28,92 @@ def _num(value: Any) -> str:
     return f"{value:.3f}"
 
 
-def _metric_text(name: str, agg: Mapping[str, Any]) -> str:
+def _metric_text(name: str, agg: Mapping[str, Any], total: int = 0) -> str:
+    if not agg.get("count") and total:
+        return f"{name} all {total} failed"
     return f"{name} {_num(agg.get('mean'))} [{_num(agg.get('ci_low'))}, {_num(agg.get('ci_high'))}]"
 
 
-def _row(result: Mapping[str, Any]) -> tuple[str, ...]:
-    metrics = "; ".join(_metric_text(n, a) for n, a in result.get("metrics", {}).items())
-    return (
-        f"{result['experiment']} [{result['cell_id']}]",
-        metrics or "-",
-        str(result.get("total", 0)),
+def _gate_key(gate: Mapping[str, Any]) -> str:
+    return f"{gate.get('metric') or 'gate'}>={float(gate.get('threshold') or 0):g}"
+
+
+def _gate_cell(gate: Mapping[str, Any] | None, with_value: bool) -> str:
+    """``ok 0.820`` / ``FAIL 0.692``: the number the gate compared (the mean, or the CI bound of
+    a ``lower`` gate), or just ``ok``/``FAIL``; ``-`` when the gate did not apply to the cell."""
+    if gate is None:
+        return "-"
+    verdict = "ok" if gate.get("passed") else "FAIL"
+    if not with_value:
+        return verdict
+    compared = gate.get("compared")
+    return f"{verdict} {_num(compared) if compared is not None else 'n/a'}"
+
+
+def _gate_header(key: str, keys: list[str]) -> str:
+    """``>=0.5`` when every gate is on one metric, else ``ExactMatch>=0.5``."""
+    metrics = {k.split(">=", 1)[0] for k in keys}
+    return ">=" + key.split(">=", 1)[1] if len(metrics) == 1 else key
+
+
+def _rows(result: Mapping[str, Any], gate_keys: list[str]) -> list[tuple[str, ...]]:
+    """The cell's line, then one continuation line per further metric."""
+    total = int(result.get("total", 0) or 0)
+    metrics = [_metric_text(n, a, total) for n, a in result.get("metrics", {}).items()] or ["-"]
+    gates = {_gate_key(g): g for g in result.get("gates") or ()}
+    first = (
+        f"  {result['cell_id']}",
+        metrics[0],
+        str(total),
         str(result.get("cached", 0)),
         str(result.get("errors", 0)),
         str(result.get("tokens", 0)),
         f"{float(result.get('cost') or 0.0):.4f}",
         f"{float(result.get('duration') or 0.0):.1f}s",
+        *(_gate_cell(gates.get(k), len(gate_keys) == 1) for k in gate_keys),
     )
+    blank = ("",) * (len(first) - 2)
+    return [first, *(("", m, *blank) for m in metrics[1:])]
 
 
-def _gate_text(gates: Iterable[Mapping[str, Any]]) -> str:
-    """``ok 0.820>=0.6`` / ``FAIL 0.692<0.75`` per gate: the number compared, not the mean."""
-    parts = []
-    for gate in gates:
-        compared = gate.get("compared")
-        shown = _num(compared) if compared is not None else "n/a"
-        relation = ">=" if gate.get("passed") else "<"
-        verdict = "ok" if gate.get("passed") else "FAIL"
-        parts.append(f"{verdict} {shown}{relation}{float(gate.get('threshold') or 0):g}")
-    return "; ".join(parts) or "-"
-
-
-def format_table(results: Iterable[Mapping[str, Any]]) -> list[str]:
+def format_table(results: Iterable[Mapping[str, Any]], width: int = _WIDTH) -> list[str]:
     """Plain-text table lines (no colours, so it reads the same in CI logs).
 
-    A ``gate`` column is added when any cell was gated (``--themis-fail-under``).
+    Cells are grouped under their experiment (the test), one metric per line; a cell whose
+    every sample failed says ``all N failed``. Each ``--themis-fail-under`` gate gets a
+    pass/fail column (headed ``>=0.5``, or ``metric>=0.5`` when gates name several metrics);
+    a single gate also shows the number it compared (with several, the failure says it). A
+    cell id too long for the table to fit ``width`` is put on a line of its own.
     """
     results = list(results)
-    headers: tuple[str, ...] = _HEADERS
-    rows: list[tuple[str, ...]] = [_row(r) for r in results]
-    if any(r.get("gates") for r in results):
-        headers = (*_HEADERS, "gate")
-        rows = [
-            (*row, _gate_text(r.get("gates") or ())) for row, r in zip(rows, results, strict=True)
-        ]
-    rows = [headers, *rows]
+    gate_keys = list(dict.fromkeys(_gate_key(g) for r in results for g in r.get("gates") or ()))
+    headers: tuple[str, ...] = (*_HEADERS, *(_gate_header(k, gate_keys) for k in gate_keys))
+    body: list[tuple[str, ...] | str] = []
+    experiment = None
+    for r in results:
+        if r["experiment"] != experiment:
+            experiment = r["experiment"]
+            body.append(str(experiment))
+        body.extend(_rows(r, gate_keys))
+    rows = [headers, *(b for b in body if isinstance(b, tuple))]
     widths = [max(len(row[i]) for row in rows) for i in range(len(headers))]
-    right = {2, 3, 4, 5, 6, 7}
+    widths[0] = max(len(headers[0]), min(widths[0], width - sum(widths[1:]) - 2 * len(widths[1:])))
+    right = set(range(2, len(headers)))
 
-    def fmt(row: tuple[str, ...]) -> str:
+    def fmt(row: tuple[str, ...]) -> list[str]:
+        """The row's line; a cell id too long for its column goes on a line of its own first."""
         cells = [
             row[i].rjust(widths[i]) if i in right else row[i].ljust(widths[i])
             for i in range(len(row))
         ]
-        return "  ".join(cells).rstrip()
+        if len(row[0]) <= widths[0]:
+            return ["  ".join(cells).rstrip()]
+        cells[0] = " " * widths[0]
+        return [row[0], "  ".join(cells).rstrip()]
 
-    lines = [fmt(rows[0]), "  ".join("-" * w for w in widths)]
-    lines += [fmt(row) for row in rows[1:]]
+    lines = [*fmt(headers), "  ".join("-" * w for w in widths)]
+    for b in body:
+        lines += fmt(b) if isinstance(b, tuple) else [b]
     return lines
 
 

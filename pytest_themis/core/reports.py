@@ -181,7 +181,17 @@ class EvaluationReport:
             lines.append(f"  {self.errors} generation error(s) not scored")
         failing = self.failing_samples(name)
         if failing:
-            lines.append(f"  failing samples: {', '.join(failing)}")
+            lines.append(f"  failing samples ({len(self.failing_samples(name, None))} in all):")
+            by_id = {_sample_id(r): r for r in self.records}
+            for sid in failing:
+                rec = by_id.get(sid)
+                if rec is None:
+                    lines.append(f"    {sid}")
+                    continue
+                lines.append(
+                    f"    {sid}: extracted {_short(rec.prediction)} "
+                    f"reference {_short(rec.generation.task.reference)}"
+                )
         return "\n".join(lines)
 
     def compare(self, baseline: Any, **options: Any) -> Comparison:
@@ -261,6 +271,19 @@ class ExperimentReport:
         self.manifest["samples"] = samples_reference(target, target.parent, digest, len(rows))
         return target
 
+    def to_html(self, path: str | os.PathLike[str]) -> Path:
+        """Write a self-contained HTML report of this run (with its comparison, if any)."""
+        from ..comparison.samples import sample_rows, template_hashes
+        from ..report.html import write_html
+
+        rows = sample_rows(
+            self.records,
+            self.run_id,
+            templates=template_hashes(self.manifest),
+            experiment=self.metadata.get("experiment"),
+        )
+        return write_html(path, self.manifest, rows, comparison=self.comparison)
+
     def compare(
         self,
         baseline: Any,
@@ -314,6 +337,11 @@ class ExperimentReport:
 def _sample_id(rec: EvaluationRecord) -> str:
     task = rec.generation.task
     return task.row_id if task.sample_index == 0 else f"{task.row_id}#{task.sample_index}"
+
+
+def _short(value: Any, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _fmt(value: float) -> str:

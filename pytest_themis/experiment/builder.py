@@ -129,4 +129,3 @@ def build_orchestrator(request: EvaluationRequest) -> AssembledRun:
         experiment=request.experiment,
     )
     return AssembledRun(orchestrator, list(data.rows), request, owned, owned_backend)
-

@@ -92,8 +92,8 @@ def _decode(path: Path) -> str:
         ) from None
 
 
-def _scan_json_lines(path: Path, text: str) -> None:
-    rows = 0
+def _scan_json_lines(path: Path, text: str) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
     for number, line in enumerate(text.split("\n"), start=1):
         if not line.strip():
             continue
@@ -110,13 +110,17 @@ def _scan_json_lines(path: Path, text: str) -> None:
                 f"dataset file {str(path)!r} line {number} is a JSON {type(value).__name__}, "
                 "not an object; each line must be one JSON object of fields"
             )
-        rows += 1
-    if rows == 0:
+        rows.append(value)
+    if not rows:
         raise DatasetError(f"dataset file {str(path)!r} has no rows; add at least one JSON object")
+    return rows
 
 
-def _prescan_json(path: Path) -> None:
-    """Find encoding and syntax errors ourselves so the message can name the line."""
+def _read_json(path: Path) -> list[dict[str, Any]]:
+    """The rows of a JSON array or JSON lines file, errors naming the line.
+
+    Read with the standard library: a local copy loads without importing ``datasets`` (seconds).
+    """
     text = _decode(path)
     if not text.strip():
         raise DatasetError(f"dataset file {str(path)!r} is empty; add at least one row")
@@ -135,13 +139,23 @@ def _prescan_json(path: Path) -> None:
                         if bad is not None
                         else f"dataset file {str(path)!r} is an empty JSON array; add rows"
                     )
-                return
+                return value
             if isinstance(value, dict) and len(text.strip().splitlines()) > 1:
                 raise DatasetError(
                     f"dataset file {str(path)!r} holds one JSON object; write a JSON array of "
                     "row objects, or JSON lines (one object per line, suffix .jsonl)"
                 )
-    _scan_json_lines(path, text)
+    return _scan_json_lines(path, text)
+
+
+def _same_fields(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Every row with every field seen in the file (absent ones None), as ``datasets`` reads it."""
+    fields: dict[str, None] = {}
+    for row in rows:
+        fields.update(dict.fromkeys(row))
+    if all(len(row) == len(fields) for row in rows):
+        return rows
+    return [{name: row.get(name) for name in fields} for row in rows]
 
 
 def _root_message(exc: BaseException) -> str:
@@ -164,7 +178,8 @@ def load_local_file(
     limit: int | None = None,
     cache_dir: str | os.PathLike[str] | None = None,
 ) -> list[dict[str, Any]]:
-    """Rows of a local ``.jsonl``/``.json``/``.parquet``/``.csv`` file, read with ``datasets``.
+    """Rows of a local ``.jsonl``/``.json``/``.parquet``/``.csv`` file (JSON with the standard
+    library, the others with ``datasets``).
 
     ``limit`` keeps the first N rows. Errors are :class:`DatasetError` naming the file (and the
     line for JSON files).
@@ -182,7 +197,8 @@ def load_local_file(
         what = "is a directory, not a file" if file.is_dir() else "does not exist"
         raise DatasetError(f"dataset file {str(file)!r} {what}; check the path")
     if builder == "json":
-        _prescan_json(file)
+        rows = _same_fields(_read_json(file))
+        return rows if limit is None else rows[:limit]
 
     import datasets
 

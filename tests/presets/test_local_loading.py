@@ -24,19 +24,21 @@ def write_jsonl(path: Path, rows: list[dict]) -> Path:
     return path
 
 
-def test_jsonl_is_read_through_datasets(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_jsonl_is_read_without_datasets(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import datasets
 
     calls: list[tuple] = []
-    real = datasets.load_dataset
-
-    def spy(*args: object, **kwargs: object) -> object:
-        calls.append((args, kwargs))
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(datasets, "load_dataset", spy)
+    monkeypatch.setattr(datasets, "load_dataset", lambda *a, **k: calls.append((a, k)))
     assert load_local_file(write_jsonl(tmp_path / "d.jsonl", ROWS)) == ROWS
-    assert calls and calls[0][0][0] == "json" and calls[0][1]["split"] == "train"
+    assert calls == []
+
+
+def test_rows_get_every_field_of_the_file(tmp_path: Path) -> None:
+    rows = [{"id": "a", "q": "1"}, {"id": "b", "gold": "2"}]
+    assert load_local_file(write_jsonl(tmp_path / "d.jsonl", rows)) == [
+        {"id": "a", "q": "1", "gold": None},
+        {"id": "b", "q": None, "gold": "2"},
+    ]
 
 
 def test_json_array_parquet_and_csv(tmp_path: Path) -> None:
