@@ -1,73 +1,61 @@
-"""Level 3 — same ``evaluate()`` call, your infrastructure underneath.
+"""Level 3 — same ``evaluate()`` call, real infrastructure underneath.
 
-``execution_backend`` decides where blocking provider calls run; ``storage`` (a folder or a
-``StorageBackend``) where generations and run records are kept. Both below are small but real:
-a thread pool that records what it ran, and a store that keeps one JSON file per entry (the
-shape an object-store backend such as S3 would have).
+``execution_backend`` decides where generations run; ``storage`` where they are kept. This
+example runs offline: a Dask cluster of two worker processes started on this machine
+(``pip install "pytest-themis[dask]"``) and a PostgreSQL store when ``THEMIS_EXAMPLE_PG_URL``
+names one (``pip install "pytest-themis[postgres]"``), else a folder. On a real cluster the
+same call takes an address instead::
+
+    evaluate(
+        "gsm8k",
+        model="openai/gpt-4o-mini",
+        execution_backend=RayExecutionBackend(num_cpus=128),  # or "ray://head:10001"
+        storage="s3://my-eval-bucket/experiments",  # or "postgresql://user@host/db"
+    )
+
+The rerun finds every generation in the store, whichever engine produced it.
 """
 
 from __future__ import annotations
 
-import json
+import os
 import tempfile
-from collections.abc import Callable, Iterable, Iterator
-from pathlib import Path
-from typing import Any, TypeVar
 
 from pytest_themis import evaluate
-from pytest_themis.backends import ExecutionBackend, LocalExecutionBackend, StorageBackend
-
-T = TypeVar("T")
-R = TypeVar("R")
+from pytest_themis.backends import DaskExecutionBackend
 
 
-class CountingThreadBackend(ExecutionBackend):
-    """Delegates to a local thread pool and counts the calls it executed."""
+def main() -> None:
+    pg_url = os.environ.get("THEMIS_EXAMPLE_PG_URL")
+    if pg_url:
+        from pytest_themis.storage.postgres import PostgresStorage
 
-    def __init__(self, workers: int) -> None:
-        self.inner = LocalExecutionBackend(max_workers=workers)
-        self.calls = 0
-
-    def map_unordered(
-        self, fn: Callable[[T], R], items: Iterable[T], *, max_in_flight: int
-    ) -> Iterator[R]:
-        for result in self.inner.map_unordered(fn, items, max_in_flight=max_in_flight):
-            self.calls += 1
-            yield result
-
-
-class JsonFileStorage(StorageBackend):
-    """One JSON object per key in a folder, written atomically (write + rename)."""
-
-    def __init__(self, root: str | Path) -> None:
-        self.root = Path(root)
-        self.root.mkdir(parents=True, exist_ok=True)
-
-    def _path(self, key: str) -> Path:
-        return self.root / (key.replace(":", "_") + ".json")
-
-    def get(self, key: str) -> dict[str, Any] | None:
-        try:
-            return json.loads(self._path(key).read_text())
-        except (FileNotFoundError, ValueError):
-            return None
-
-    def set(self, key: str, value: dict[str, Any]) -> None:
-        tmp = self._path(key).with_suffix(".tmp")
-        tmp.write_text(json.dumps(value))
-        tmp.replace(self._path(key))
+        storage: object = PostgresStorage(pg_url)
+    else:
+        storage = tempfile.mkdtemp(prefix="themis-level3-")
+    backend = DaskExecutionBackend(n_workers=2)  # starts a LocalCluster; or "dask://host:8786"
+    try:
+        for attempt in ("first run", "rerun"):
+            report = evaluate(
+                "demo",
+                model="fake:fake-math-llm",
+                execution_backend=backend,
+                storage=storage,  # type: ignore[arg-type]
+            )
+            cached = sum(r.generation.cached for r in report.records)
+            engine = report.manifest["settings"]["runner"]["execution_backend"]["engine"]
+            store = report.manifest["settings"]["cache"]["name"]
+            print(
+                f"{attempt}: accuracy {report.metric('NumericMatch').mean:.3f}, "
+                f"generated {len(report.records) - cached}, cached {cached} "
+                f"(engine {engine}, store {store})"
+            )
+    finally:
+        backend.shutdown()
+        close = getattr(storage, "close", None)
+        if close is not None:
+            close()
 
 
-store_dir = Path(tempfile.mkdtemp(prefix="themis-level3-"))
-backend = CountingThreadBackend(workers=8)
-for attempt in ("first run", "rerun"):
-    report = evaluate(
-        "demo",
-        model="fake:fake-math-llm",
-        execution_backend=backend,
-        storage=JsonFileStorage(store_dir),
-    )
-    print(
-        f"{attempt}: accuracy {report.metric('NumericMatch').mean:.3f}, "
-        f"provider calls so far {backend.calls}, stored entries {len(list(store_dir.iterdir()))}"
-    )
+if __name__ == "__main__":  # Dask starts worker processes that re-import this file
+    main()

@@ -194,9 +194,9 @@ def themis_pipeline(
 
 
 @pytest.fixture(scope="session")
-def themis_execution_backend() -> ExecutionBackend | None:
-    """ExecutionBackend for blocking provider calls (None: the runner's own event loop/threads)."""
-    return None
+def themis_execution_backend(request: pytest.FixtureRequest) -> ExecutionBackend | None:
+    """The ``--themis-backend`` engine (None: the runner's own event loop and processes)."""
+    return _state(request.config).session.default_backend()
 
 
 @pytest.fixture(scope="session")

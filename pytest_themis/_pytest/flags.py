@@ -44,6 +44,9 @@ FLAGS: tuple[tuple[str, str | None, str, bool, str, str], ...] = (
     ("storage", "themis_storage", "storage", False, "URL",
      "generation store: postgresql://user:pw@host:port/db, s3://bucket/prefix or a folder "
      "(default: the --themis-cache-dir folder; not both)"),
+    ("backend", "themis_backend", "backend", False, "NAME",
+     "execution engine of the generations: local (default), ray, ray://host:port, "
+     "ray:host:port, dask://host:port or a registered backend name"),
     ("data_dir", "themis_data_dir", "text", False, "DIR",
      "folder with local benchmark copies (<preset>.jsonl)"),
     ("fail_under", "themis_fail_under", "fail_under", True, "[METRIC=]VALUE",

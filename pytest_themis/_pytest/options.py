@@ -154,6 +154,30 @@ def _storage_parser(where: str) -> Parser:
     return parse
 
 
+def _backend_parser(where: str) -> Parser:
+    """Check the form only: a registered name is looked up when the engine is built (plugins
+    registered by a conftest are not known yet when the command line is parsed)."""
+
+    def parse(raw: str) -> str:
+        name = str(raw).strip()
+        if name.startswith(("ray://", "dask://")):
+            ok = bool(name.partition("://")[2])
+        elif name.startswith("ray:"):
+            ok = bool(name[len("ray:") :])
+        else:
+            ok = bool(name) and all(ch.isalnum() or ch in "_-." for ch in name)
+        if not ok:
+            raise _usage(
+                where,
+                "local, ray, ray://host:port, ray:host:port, dask://host:port or a registered "
+                "backend name",
+                raw,
+            )
+        return name
+
+    return parse
+
+
 def parse_fail_under(raw: str, where: str = "--themis-fail-under") -> FailUnder:
     """Parse ``VALUE`` or ``METRIC=VALUE`` (``METRIC`` any spelling: ExactMatch, exact_match)."""
     expected = "[METRIC=]VALUE, e.g. 0.8, ExactMatch=0.8 or pass@5=0.9"
@@ -200,6 +224,7 @@ PARSERS: dict[str, Callable[[str], Parser]] = {
     "fail_under": lambda where: lambda raw: parse_fail_under(raw, where),
     "run_id": _run_id_parser,
     "storage": _storage_parser,
+    "backend": _backend_parser,
     "baseline": _text_parser,
     "margin": _margin_parser,
     "optional_margin": _margin_parser,  # the flag's value may be left out (see flags.py)
@@ -291,6 +316,12 @@ class ThemisOptions:
         from ..storage.urls import storage_scheme
 
         return value if storage_scheme(value) is not None else self._path("storage")
+
+    @property
+    def backend(self) -> str | None:
+        """The ``--themis-backend`` engine name (``local`` and unset: None, the default engine)."""
+        value = self.get("backend")
+        return None if value in (None, "local", "default") else str(value)
 
     @property
     def data_dir(self) -> Path | None:

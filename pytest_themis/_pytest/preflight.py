@@ -5,8 +5,8 @@ metrics come from the marker or a preset — not from an overriding ``themis_dat
 ``themis_pipeline`` / ``themis_metrics`` / ``themis_extractor`` fixture, which only exist when a
 test runs — the rows are loaded and checked against the plan, and each ``--themis-fail-under``
 gate is checked against the metric names and ranges (:mod:`pytest_themis.experiment.validation`).
-The default store (cache folder or ``--themis-storage``) is opened too, so an unusable one is one
-line, not a traceback.
+The default store (cache folder or ``--themis-storage``) and the ``--themis-backend`` engine are
+opened too, so an unusable one (unreachable address, missing extra) is one line, not a traceback.
 """
 
 from __future__ import annotations
@@ -105,4 +105,9 @@ def preflight(session: Any, items: list[pytest.Item]) -> None:
         except ThemisError as exc:
             raise pytest.UsageError(str(exc)) from None
         except pytest.fail.Exception as exc:  # an unusable --themis-storage store, in one line
+            raise pytest.UsageError(exc.msg) from None
+    if specs and any(_default_fixture(i, "themis_execution_backend") for i in items):
+        try:
+            session.default_backend()
+        except pytest.fail.Exception as exc:  # unreachable engine or missing extra, one line
             raise pytest.UsageError(exc.msg) from None

@@ -60,8 +60,9 @@ class PresetItem(pytest.Item):
         rows = state.load_rows(spec.source)
         pipeline = state.build_pipeline(state.default_extractor(spec), state.default_metrics(spec))
         storage = state.default_storage()
+        backend = state.default_backend()
         outcome, fresh = state.run_cell(
-            spec, self.case.cell, rows, pipeline, storage=storage, label=self.name
+            spec, self.case.cell, rows, pipeline, backend=backend, storage=storage, label=self.name
         )
         gates = preset_gates(spec, state.options.fail_under)
         attach_outcome(self, outcome, fresh, gates)

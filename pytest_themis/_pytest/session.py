@@ -85,6 +85,8 @@ class ThemisSession:
         self._owned: list[Any] = []
         self._storage: Any = None
         self._storage_error: str | None = None
+        self._backend: Any = None
+        self._backend_error: str | None = None
         self._lock = threading.RLock()
 
     # -- collection -----------------------------------------------------------------------------
@@ -204,6 +206,34 @@ class ThemisSession:
             self._owned.append(self._storage)
         return self._storage
 
+    def default_backend(self) -> Any:
+        """The ``--themis-backend`` engine, opened (None: the runner's default engine).
+
+        Built once from its name and owned by the session, which shuts it down at the end.
+        """
+        name = self.options.backend
+        if name is None:
+            return None
+        if self._backend is None:
+            from ..backends import resolve_execution_backend
+
+            if self._backend_error is None:
+                backend = None
+                try:
+                    backend = resolve_execution_backend(name)
+                    if backend is not None:
+                        backend.open()  # an unreachable address or a missing extra fails here
+                except ThemisError as exc:
+                    self._backend_error = f"--themis-backend {name}: {exc}"
+                    if backend is not None:
+                        with contextlib.suppress(Exception):
+                            backend.shutdown()
+                else:
+                    self._backend = backend
+            if self._backend_error is not None:  # every item fails with the one line
+                raise _fail(self._backend_error)
+        return self._backend
+
     # -- running --------------------------------------------------------------------------------
 
     def cell_key(
@@ -313,6 +343,10 @@ class ThemisSession:
                 fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
 
     def close(self) -> None:
+        if self._backend is not None:
+            with contextlib.suppress(Exception):
+                self._backend.shutdown()
+            self._backend = None
         for owned in self._owned:
             with contextlib.suppress(Exception):
                 owned.close()

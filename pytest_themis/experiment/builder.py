@@ -52,6 +52,7 @@ class AssembledRun:
     rows: list[Any]
     request: EvaluationRequest
     owned_storage: Any = None  # a store opened from a URL or folder name, closed after the run
+    owned_backend: Any = None  # an engine built from a name, shut down after the run
 
     def run(
         self,
@@ -70,6 +71,8 @@ class AssembledRun:
             )
         finally:
             self.orchestrator.runner.close()
+            if self.owned_backend is not None:
+                self.owned_backend.shutdown()
             if self.owned_storage is not None:
                 self.owned_storage.close()
 
@@ -92,11 +95,13 @@ def build_orchestrator(request: EvaluationRequest) -> AssembledRun:
         storage = open_storage(request.cache.storage)  # a bad URL or password fails here
         owned = storage if storage is not request.cache.storage else None
     settings = request.run
-    backend = settings.execution_backend
+    backend = owned_backend = settings.execution_backend
     if isinstance(backend, str):
         from ..backends import resolve_execution_backend
 
-        backend = resolve_execution_backend(backend)
+        backend = owned_backend = resolve_execution_backend(backend)
+    else:
+        owned_backend = None
     # A model the chosen client cannot serve fails here, before any request is sent.
     client = check_client(settings.client)
     for cell in request.cells if request.cells is not None else plan.cells:
@@ -123,4 +128,4 @@ def build_orchestrator(request: EvaluationRequest) -> AssembledRun:
         dataset_info=dict(data.info),
         experiment=request.experiment,
     )
-    return AssembledRun(orchestrator, list(data.rows), request, owned)
+    return AssembledRun(orchestrator, list(data.rows), request, owned, owned_backend)

@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from support.pg_server import pg_server, pg_url  # noqa: F401
+
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 
@@ -43,11 +45,27 @@ def test_level2_custom_dataset_pipeline_and_python_model(tmp_path):
     assert "MissedCriticalRate: 0.000 (n=6)" in out
 
 
-def test_level3_custom_backends_cache_the_rerun(tmp_path):
-    out = _run("level3_backends.py", tmp_path)
-    first, rerun = re.findall(r"provider calls so far (\d+), stored entries (\d+)", out)
-    assert int(first[0]) == 50 and int(rerun[0]) == 50  # the rerun made no calls
-    assert int(first[1]) >= 50
+def _check_level3(out: str, store: str) -> None:
+    runs = re.findall(
+        r"(first run|rerun): accuracy (\d\.\d+), generated (\d+), cached (\d+) "
+        r"\(engine (\w+), store (\w+)\)",
+        out,
+    )
+    assert [r[0] for r in runs] == ["first run", "rerun"], out
+    (_, acc1, gen1, cached1, engine, name), (_, acc2, gen2, cached2, _, _) = runs
+    assert (int(gen1), int(cached1)) == (50, 0)
+    assert (int(gen2), int(cached2)) == (0, 50)  # the rerun made no calls
+    assert acc1 == acc2 and engine == "dask" and name == store
+
+
+def test_level3_dask_backend_and_folder_store_cache_the_rerun(tmp_path, monkeypatch):
+    monkeypatch.delenv("THEMIS_EXAMPLE_PG_URL", raising=False)
+    _check_level3(_run("level3_backends.py", tmp_path), "ExperimentStorage")
+
+
+def test_level3_dask_backend_and_postgres_store(tmp_path, monkeypatch, pg_url):  # noqa: F811
+    monkeypatch.setenv("THEMIS_EXAMPLE_PG_URL", pg_url)
+    _check_level3(_run("level3_backends.py", tmp_path), "PostgresStorage")
 
 
 def test_level4_manual_assembly_sweep(tmp_path):

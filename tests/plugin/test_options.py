@@ -24,6 +24,8 @@ pytestmark = pytest.mark.timeout(60)
         ("--themis-api-base", "localhost:8000"),
         ("--themis-max-cost-usd", "-1"),
         ("--themis-run-id", "a/b"),
+        ("--themis-backend", "spark://x"),
+        ("--themis-backend", "dask://"),
     ],
 )
 def test_bad_option_value_is_usage_error(pytester: pytest.Pytester, flag: str, value: str) -> None:
