@@ -232,39 +232,30 @@ _AIME_PROMPT = PromptTemplate(
     ),
 )
 
-AIME24 = BenchmarkPreset(
-    name="aime24",
-    description="AIME 2024: 30 competition problems, integer answers 0-999",
-    source="HuggingFaceH4/aime_2024",
-    config=None,
-    split="train",
-    revision="2fe88a2f1091d5048c0f36abc874fb997b3dd99a",
-    id_field="id",
-    reference_field="gold",
-    prompt=_AIME_PROMPT,
-    primary_metric="NumericMatch",
-    sampling=SamplingConfig(temperature=0.0, max_tokens=8192),
-    extractor_factory="BoxedExtractor",
-    fields=("problem", "answer"),
-    prepare_row=_prepare_aime("aime24"),
-)
 
-AIME25 = BenchmarkPreset(
-    name="aime25",
-    description="AIME 2025: 30 competition problems, integer answers 0-999",
-    source="math-ai/aime25",
-    config=None,
-    split="test",
-    revision="563bb8404243c5f09de6ec262f2db674fe5bce9b",
-    id_field="id",
-    reference_field="gold",
-    prompt=_AIME_PROMPT,
-    primary_metric="NumericMatch",
-    sampling=SamplingConfig(temperature=0.0, max_tokens=8192),
-    extractor_factory="BoxedExtractor",
-    fields=("problem", "answer"),
-    prepare_row=_prepare_aime("aime25"),
+def _aime(name: str, year: int, source: str, split: str, revision: str) -> BenchmarkPreset:
+    return BenchmarkPreset(
+        name=name,
+        description=f"AIME {year}: 30 competition problems, integer answers 0-999",
+        source=source,
+        config=None,
+        split=split,
+        revision=revision,
+        id_field="id",
+        reference_field="gold",
+        prompt=_AIME_PROMPT,
+        primary_metric="NumericMatch",
+        sampling=SamplingConfig(temperature=0.0, max_tokens=8192),
+        extractor_factory="BoxedExtractor",
+        fields=("problem", "answer"),
+        prepare_row=_prepare_aime(name),
+    )
+
+
+AIME24 = _aime(
+    "aime24", 2024, "HuggingFaceH4/aime_2024", "train", "2fe88a2f1091d5048c0f36abc874fb997b3dd99a"
 )
+AIME25 = _aime("aime25", 2025, "math-ai/aime25", "test", "563bb8404243c5f09de6ec262f2db674fe5bce9b")
 
 
 # --------------------------------------------------------------------------- HumanEval

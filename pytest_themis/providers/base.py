@@ -3,15 +3,23 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from ..core.entities import GenerationTask, ProviderResponse
+from ..core.entities import GenerationTask, ProviderResponse, is_secret_option
 from ..errors import ConfigurationError
 from ..hookspecs import hookimpl
 
-__all__ = ["Provider", "create_provider", "list_providers", "register_provider"]
+__all__ = [
+    "PLACEHOLDER_API_KEY",
+    "Provider",
+    "create_provider",
+    "list_providers",
+    "register_provider",
+    "secret_values",
+]
 
 
 class Provider(ABC):
@@ -97,3 +105,35 @@ def create_provider(name: str, **options: Any) -> Provider:
             "Register your own with pytest_themis.providers.register_provider()."
         )
     return factory(**options)
+
+
+#: Sent as the key to local servers that need none; never a secret.
+PLACEHOLDER_API_KEY = "sk-themis-no-key"
+_MIN_SECRET_LENGTH = 4
+
+
+def secret_values(options: Mapping[str, Any], env: Iterable[str] = ()) -> list[str]:
+    """Every credential-looking value in ``options`` (header values included, and the token of
+    ``Bearer …``), plus the environment variables named in ``env``; longest first, for redaction.
+    """
+    found: set[str] = set()
+
+    def collect(name: str, value: Any, inside_headers: bool) -> None:
+        if isinstance(value, Mapping):
+            headers = inside_headers or "header" in name.lower()
+            for key, item in value.items():
+                collect(str(key), item, headers)
+        elif isinstance(value, str) and (inside_headers or is_secret_option(name)):
+            if len(value) >= _MIN_SECRET_LENGTH and value != PLACEHOLDER_API_KEY:
+                found.add(value)
+                scheme, _, token = value.partition(" ")
+                if token and scheme.lower() in ("bearer", "basic", "token"):
+                    found.add(token)
+
+    for name, value in options.items():
+        collect(str(name), value, False)
+    for name in env:
+        value = os.environ.get(name)
+        if value and len(value) >= _MIN_SECRET_LENGTH:
+            found.add(value)
+    return sorted(found, key=len, reverse=True)

@@ -39,14 +39,12 @@ from ..errors import (
     RateLimitError,
     ServerError,
 )
-from .base import Provider
+from .base import PLACEHOLDER_API_KEY, Provider, secret_values
 
 __all__ = ["LiteLLMProvider", "import_litellm", "validate_model"]
 
 #: Sent as the key to OpenAI-compatible servers that need none (the OpenAI client insists on one).
-PLACEHOLDER_API_KEY = "sk-themis-no-key"
 #: Secrets shorter than this are not searched for in messages (they would mangle ordinary text).
-_MIN_SECRET_LENGTH = 4
 _OUR_OPTIONS = frozenset({"timeout"})
 
 #: Prefixes accepted without importing litellm (all are litellm providers).
@@ -526,27 +524,7 @@ def _retry_after(exc: BaseException) -> float | None:
 
 
 def _secrets(options: Mapping[str, Any]) -> list[str]:
-    """Every credential-looking value in ``options`` (and header values), longest first."""
-    found: set[str] = set()
-
-    def collect(name: str, value: Any, inside_headers: bool) -> None:
-        if isinstance(value, Mapping):
-            headers = inside_headers or "header" in name.lower()
-            for key, item in value.items():
-                collect(str(key), item, headers)
-        elif isinstance(value, str) and (inside_headers or is_secret_option(name)):
-            if len(value) >= _MIN_SECRET_LENGTH and value != PLACEHOLDER_API_KEY:
-                found.add(value)
-                scheme, _, token = value.partition(" ")
-                if token and scheme.lower() in ("bearer", "basic", "token"):
-                    found.add(token)
-
-    for name, value in options.items():
-        collect(str(name), value, False)
-    for name, value in os.environ.items():
-        if name.endswith("_API_KEY") and len(value) >= 8:
-            found.add(value)
-    return sorted(found, key=len, reverse=True)
+    return secret_values(options, env=[n for n in os.environ if n.endswith("_API_KEY")])
 
 
 def _cost(litellm: ModuleType, response: Any) -> float | None:

@@ -39,14 +39,13 @@ from ..errors import (
     RateLimitError,
     ServerError,
 )
-from .base import Provider
+from .base import PLACEHOLDER_API_KEY, Provider, secret_values
 
 __all__ = ["OPENAI_API_BASE", "OpenAINativeProvider"]
 
 #: Where ``openai/<model>`` goes without an ``api_base``.
 OPENAI_API_BASE = "https://api.openai.com/v1"
 #: Sent to servers that need no key when none is configured (as the litellm path does).
-PLACEHOLDER_API_KEY = "sk-themis-no-key"
 _TEXT_PREFIX = "text-completion-openai/"
 _KEY_HINT = "set OPENAI_API_KEY (or pass api_key)"
 #: Options consumed here, never sent in the body.
@@ -57,7 +56,6 @@ _TRANSPORT_OPTIONS = frozenset(
         "input_cost_per_token", "output_cost_per_token",
     }
 )  # fmt: skip
-_MIN_SECRET_LENGTH = 4
 #: litellm's bundled price table, read (not imported) to price calls when litellm is not loaded.
 _PRICE_FILE = "model_prices_and_context_window_backup.json"
 
@@ -524,27 +522,7 @@ def _cost_from_price_file(name: str, usage: TokenUsage) -> float | None:
 
 
 def _secrets(options: Mapping[str, Any]) -> list[str]:
-    """Every credential-looking value in ``options`` (and header values), longest first."""
-    found: set[str] = set()
-
-    def collect(name: str, value: Any, inside_headers: bool) -> None:
-        if isinstance(value, Mapping):
-            headers = inside_headers or "header" in name.lower()
-            for key, item in value.items():
-                collect(str(key), item, headers)
-        elif isinstance(value, str) and (inside_headers or is_secret_option(name)):
-            if len(value) >= _MIN_SECRET_LENGTH and value != PLACEHOLDER_API_KEY:
-                found.add(value)
-                scheme, _, token = value.partition(" ")
-                if token and scheme.lower() in ("bearer", "basic", "token"):
-                    found.add(token)
-
-    for name, value in options.items():
-        collect(str(name), value, False)
-    env_key = os.environ.get("OPENAI_API_KEY")
-    if env_key and len(env_key) >= _MIN_SECRET_LENGTH:
-        found.add(env_key)
-    return sorted(found, key=len, reverse=True)
+    return secret_values(options, env=("OPENAI_API_KEY",))
 
 
 def _redact(text: str, secrets: list[str]) -> str:
