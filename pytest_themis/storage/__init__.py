@@ -15,7 +15,28 @@ from ..backends.storage import StorageBackend
 from ..errors import CacheFolderError
 from .urls import open_storage
 
-__all__ = ["CacheIntegrityWarning", "ExperimentStorage", "open_storage"]
+__all__ = [
+    "CacheIntegrityWarning",
+    "ExperimentStorage",
+    "PostgresStorage",
+    "S3Storage",
+    "open_storage",
+]
+
+#: Stores in extras, imported on first access (their drivers only when they connect).
+_LAZY = {
+    "PostgresStorage": "pytest_themis.storage.postgres",
+    "S3Storage": "pytest_themis.storage.s3",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+
+    return getattr(importlib.import_module(module), name)
 
 _MAGIC = b"TH1:"
 _DIGEST_LEN = 32
