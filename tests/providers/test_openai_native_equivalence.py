@@ -83,8 +83,13 @@ def _summary(report: Any) -> dict[tuple[str, str], tuple[Any, ...]]:
 
 @pytest.mark.slow
 def test_a_fault_mix_gives_the_same_records_scores_and_keys_through_both_clients(
-    tmp_path: Path,
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # Fail-fast stops the refused model after a number of sends that depends on scheduling;
+    # this test compares the clients request for request, so it is off here.
+    from pytest_themis.generation.failfast import FailFastExecutor
+
+    monkeypatch.setattr(FailFastExecutor.__init__, "__kwdefaults__", {"threshold": 0})
     rows = _rows(40)
     with OpenAIServer(FAULTS) as server:
         native = _evaluate(server.url, rows, tmp_path / "native", "native")
