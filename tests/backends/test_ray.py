@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from support.ray_cluster import local_ray, ray_head
+from support.ray_cluster import import_ray, local_ray, ray_head
 from support.services import free_port
 
 from pytest_themis.backends import resolve_execution_backend
@@ -55,6 +55,7 @@ def ray_cluster() -> Iterator[Any]:
 
 
 def test_unreachable_address_is_a_one_line_error_before_any_request():
+    import_ray()  # without the extra the error is the pip line (tested below), not this one
     backend = RayExecutionBackend(address=f"127.0.0.1:{free_port()}")
     started = time.monotonic()
     with pytest.raises(

@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from support.dask_cluster import require_distributed
 from support.pg_server import pg_server, pg_url  # noqa: F401
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
@@ -59,11 +60,13 @@ def _check_level3(out: str, store: str) -> None:
 
 
 def test_level3_dask_backend_and_folder_store_cache_the_rerun(tmp_path, monkeypatch):
+    require_distributed()  # the example runs on a local Dask cluster: the [dask] extra
     monkeypatch.delenv("THEMIS_EXAMPLE_PG_URL", raising=False)
     _check_level3(_run("level3_backends.py", tmp_path), "ExperimentStorage")
 
 
 def test_level3_dask_backend_and_postgres_store(tmp_path, monkeypatch, pg_url):  # noqa: F811
+    require_distributed()
     monkeypatch.setenv("THEMIS_EXAMPLE_PG_URL", pg_url)
     _check_level3(_run("level3_backends.py", tmp_path), "PostgresStorage")
 
