@@ -110,6 +110,10 @@ class SamplingConfig:
             "seed": self.seed,
         }
 
+    def request_params(self) -> dict[str, Any]:
+        """The fields that are set, as an OpenAI-style request sends them (``stop`` as a list)."""
+        return {name: value for name, value in self.to_dict().items() if value is not None}
+
     @property
     def label(self) -> str:
         """Short id fragment that tells apart any two configs: ``t0.7`` plus the fields that

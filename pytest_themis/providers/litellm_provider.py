@@ -164,13 +164,7 @@ class LiteLLMProvider(Provider):
         kwargs: dict[str, Any] = {k: v for k, v in options.items() if k not in _OUR_OPTIONS}
         kwargs["model"] = identifier
         kwargs["messages"] = [dict(m) for m in task.messages]
-        sampling = task.sampling
-        for name in ("temperature", "top_p", "max_tokens", "seed"):
-            value = getattr(sampling, name)
-            if value is not None:
-                kwargs[name] = value
-        if sampling.stop is not None:
-            kwargs["stop"] = list(sampling.stop)
+        kwargs.update(task.sampling.request_params())
         chosen_timeout = timeout if timeout is not None else options.get("timeout")
         if chosen_timeout is not None:
             kwargs["timeout"] = chosen_timeout

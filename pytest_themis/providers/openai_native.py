@@ -264,13 +264,7 @@ def _body(task: GenerationTask, options: Mapping[str, Any], text_mode: bool) -> 
         body["prompt"] = task.prompt_text
     else:
         body["messages"] = [dict(m) for m in task.messages]
-    sampling = task.sampling
-    for name in ("temperature", "top_p", "max_tokens", "seed"):
-        value = getattr(sampling, name)
-        if value is not None:
-            body[name] = value
-    if sampling.stop is not None:
-        body["stop"] = list(sampling.stop)
+    body.update(task.sampling.request_params())
     for name, value in options.items():
         if name not in _TRANSPORT_OPTIONS:
             body[name] = value
