@@ -11,26 +11,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from report_support import sweep
 
-from pytest_themis import evaluate
 from pytest_themis.cli import main
 from pytest_themis.comparison.samples import load_stored_run, store_run
 from pytest_themis.storage import open_storage
 
-ROWS = [{"id": f"r{i}", "q": f"{i} + {3 * i}", "answer": str(4 * i)} for i in range(60)]
 
-
-def _evaluate(store: Path, run_id: str, wrong_rate: float) -> Any:
-    return evaluate(
-        dataset=ROWS,
-        model=["fake:a", "fake:b"],
-        prompt=["{q}", "Q: {q}"],
-        reference_field="answer",
-        metrics=["exact_match"],
-        storage=store,
-        wrong_rate=wrong_rate,
-        run_id=run_id,
-    )
+def _sweep(store: Path, run_id: str, wrong_rate: float) -> Any:
+    return sweep(store, run_id, wrong_rate, n=60)
 
 
 @pytest.fixture(scope="module")
@@ -38,8 +27,8 @@ def two_runs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Any, Any]:
     """A folder store keeping a good run ``base`` and a worse run ``new`` (4 cells each)."""
     root = tmp_path_factory.mktemp("runs")
     # each run generates in a store of its own (the fake's wrong_rate must not hit the cache)
-    base = _evaluate(root / "gen-base", "base", 0.1)
-    new = _evaluate(root / "gen-new", "new", 0.6)
+    base = _sweep(root / "gen-base", "base", 0.1)
+    new = _sweep(root / "gen-new", "new", 0.6)
     shared = root / "store"
     target = open_storage(shared)
     for run_id, gen in (("base", "gen-base"), ("new", "gen-new")):

@@ -7,29 +7,15 @@ from typing import Any
 
 import pytest
 from browser import available, chromium, requests, wait_for
+from report_support import sweep
 from support.services import service_missing
 
-from pytest_themis import evaluate
 from pytest_themis.comparison.baseline import report_run_data
 from pytest_themis.report.html import write_html
 
 pytestmark = pytest.mark.timeout(180)
 
 CANARY = "sk-canary-5f1e2d3c4b5a69788796a5b4c3d2e1f0"
-ROWS = [{"id": f"r{i}", "q": f"{i} + {3 * i}", "answer": str(4 * i)} for i in range(40)]
-
-
-def _evaluate(store: Path, run_id: str, wrong_rate: float) -> Any:
-    return evaluate(
-        dataset=ROWS,
-        model=["fake:a", "fake:b"],
-        prompt=["{q}", "Question: {q}"],
-        reference_field="answer",
-        metrics=["exact_match"],
-        storage=store,
-        wrong_rate=wrong_rate,
-        run_id=run_id,
-    )
 
 
 @pytest.fixture(scope="module")
@@ -43,8 +29,8 @@ def report(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Any, Any]:
             "chromium", "apt-get install -y chromium chromium-driver; pip install selenium"
         )
     root = tmp_path_factory.mktemp("html")
-    base = _evaluate(root / "base", "base", 0.1)
-    new = _evaluate(root / "new", "new", 0.5)
+    base = sweep(root / "base", "base", 0.1)
+    new = sweep(root / "new", "new", 0.5)
     new.manifest["models"][0].setdefault("options", {})["api_key"] = CANARY
     new.manifest["settings"]["cache"]["url"] = f"postgresql://themis:{CANARY}@db.example/x"
     comparison = new.compare(base)
