@@ -19,6 +19,7 @@ from support.pg_server import pg_server, pg_url  # noqa: F401
 from support.ray_cluster import ray_head
 from support.s3_server import s3_bucket, s3_env, s3_server  # noqa: F401
 from support.services import free_port
+from support.sweeps import SWEEP_RECORDS, level4_sweep
 
 from pytest_themis import evaluate
 from pytest_themis.core.reports import ExperimentReport
@@ -133,50 +134,14 @@ def test_evaluate_on_an_engine_then_the_other_engine_reads_the_shared_store(
 @pytest.mark.parametrize("engine", ENGINES)
 def test_level4_sweep_on_an_engine(engines: dict[str, str], engine: str, pg_url: str) -> None:  # noqa: F811
     from pytest_themis.backends import resolve_execution_backend
-    from pytest_themis.core.entities import ModelSpec, SamplingConfig
-    from pytest_themis.evaluation.extractors import IdentityExtractor
-    from pytest_themis.evaluation.metrics.exact_match import ExactMatch
-    from pytest_themis.evaluation.pipeline import EvaluationPipeline
-    from pytest_themis.experiment.cache_manager import CacheManager
-    from pytest_themis.experiment.orchestrator import ExperimentOrchestrator
-    from pytest_themis.generation.plan import GenerationPlan
-    from pytest_themis.generation.runner import GenerationRunner
-    from pytest_themis.generation.templates import PromptTemplate
-
-    rows = [{"id": f"r{i}", "q": f"{i}+{i}", "a": str(2 * i)} for i in range(20)]
-    plan = GenerationPlan(
-        templates=[PromptTemplate(name="plain", template="{q}")],
-        models=[
-            ModelSpec(identifier="fake-oracle", provider="fake"),
-            ModelSpec(identifier="fake-math-llm", provider="fake"),
-        ],
-        sampling_parameters=[SamplingConfig(temperature=0.0), SamplingConfig(temperature=0.7)],
-        reference_field="a",
-    )
-
-    def sweep(backend: Any, storage: Any) -> ExperimentReport:
-        cache = CacheManager(storage=storage, enable_cache=storage is not None)
-        runner = GenerationRunner(max_parallel=8, execution_backend=backend, processes=1)
-        orchestrator = ExperimentOrchestrator(
-            generation_plan=plan,
-            generation_runner=runner,
-            evaluation_pipeline=EvaluationPipeline(IdentityExtractor(), [ExactMatch()]),
-            cache_manager=cache,
-        )
-        try:
-            return orchestrator.run(dataset=rows, run_id="sweep")
-        finally:
-            runner.close()
-            if cache.storage is not None:
-                cache.storage.close()
 
     backend = resolve_execution_backend(engines[engine])
     try:
-        remote = sweep(backend, pg_url)
+        remote = level4_sweep(pg_url, backend)
     finally:
         backend.shutdown()
-    local = sweep(None, None)
-    assert len(remote.records) == 80
+    local = level4_sweep()
+    assert len(remote.records) == SWEEP_RECORDS
     assert sum(r.generation.cached for r in remote.records) == 0
     assert per_sample(remote) == per_sample(local)
     assert remote.manifest["settings"]["runner"]["execution_backend"]["engine"] == engine

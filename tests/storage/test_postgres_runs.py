@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 from typing import Any
 
 import pytest
 from support.pg_server import PostgresServer
+from support.sweeps import SWEEP_RECORDS, demo_twice, level4_sweep
 
 from pytest_themis import evaluate
 
@@ -87,23 +87,7 @@ def test_pytest_door_stores_in_postgres_and_reruns_from_it(
     table = "t_pytest_door"
     pg_server.psql(f"DROP TABLE IF EXISTS {table}", database="themis")
     url = pg_server.url(user=PASSWORD_USER, password=PASSWORD) + f"?table={table}"
-    counts = []
-    for run in range(2):
-        manifest = pytester.path / f"manifest{run}.json"
-        result = pytester.runpytest_subprocess(
-            "-p",
-            "no:cacheprovider",
-            "--themis-preset=demo",
-            f"--themis-storage={url}",
-            f"--themis-manifest={manifest}",
-        )
-        result.assert_outcomes(passed=1)
-        text = manifest.read_text()
-        assert PASSWORD not in text and PASSWORD not in result.stdout.str()
-        cell = json.loads(text)["cells"][0]
-        counts.append({**cell["counts"], **cell["execution"]})
-    assert counts[0]["total"] == 50 and counts[0]["cached"] == 0
-    assert counts[1]["cached"] == 50 and counts[1]["generated"] == 0
+    demo_twice(pytester, url, PASSWORD)
     assert (
         pg_server.psql(f"SELECT count(*) FROM {table} WHERE key LIKE 'gen:%'", "themis") == "50\n"
     )
@@ -111,45 +95,11 @@ def test_pytest_door_stores_in_postgres_and_reruns_from_it(
 
 
 def test_level4_sweep_on_a_store_url(pg_url: str) -> None:
-    from pytest_themis.core.entities import ModelSpec, SamplingConfig
-    from pytest_themis.evaluation.extractors import IdentityExtractor
-    from pytest_themis.evaluation.metrics.exact_match import ExactMatch
-    from pytest_themis.evaluation.pipeline import EvaluationPipeline
-    from pytest_themis.experiment.cache_manager import CacheManager
-    from pytest_themis.experiment.orchestrator import ExperimentOrchestrator
-    from pytest_themis.generation.plan import GenerationPlan
-    from pytest_themis.generation.runner import GenerationRunner
-    from pytest_themis.generation.templates import PromptTemplate
-
-    rows = [{"id": f"r{i}", "q": f"{i}+{i}", "a": str(2 * i)} for i in range(20)]
-    plan = GenerationPlan(
-        templates=[PromptTemplate(name="plain", template="{q}")],
-        models=[
-            ModelSpec(identifier="fake-oracle", provider="fake"),
-            ModelSpec(identifier="fake-math-llm", provider="fake"),
-        ],
-        sampling_parameters=[SamplingConfig(temperature=0.0), SamplingConfig(temperature=0.7)],
-        reference_field="a",
-    )
-    reports = []
-    for _ in range(2):
-        cache = CacheManager(storage=pg_url)  # the URL, as evaluate() and the flag take it
-        runner = GenerationRunner(max_parallel=8)
-        orchestrator = ExperimentOrchestrator(
-            generation_plan=plan,
-            generation_runner=runner,
-            evaluation_pipeline=EvaluationPipeline(IdentityExtractor(), [ExactMatch()]),
-            cache_manager=cache,
-        )
-        try:
-            reports.append(orchestrator.run(dataset=rows, run_id="sweep"))
-        finally:
-            runner.close()
-            cache.storage.close()
-    first, second = reports
-    assert len(first.records) == len(second.records) == 80
+    # the URL, as evaluate() and the flag take it
+    first, second = level4_sweep(pg_url), level4_sweep(pg_url)
+    assert len(first.records) == len(second.records) == SWEEP_RECORDS
     assert sum(r.generation.cached for r in first.records) == 0
-    assert sum(r.generation.cached for r in second.records) == 80
+    assert sum(r.generation.cached for r in second.records) == SWEEP_RECORDS
     assert len(_stored_keys(pg_url)) == 80
     cache_info = first.manifest["settings"]["cache"]
     assert (cache_info["name"], cache_info["table"]) == ("PostgresStorage", pg_url.split("=")[-1])

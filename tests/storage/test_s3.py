@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 from support.s3_server import FAKE_ENV, FaultProxy, MotoServer
 from support.services import free_port
+from support.sweeps import demo_twice
 
 from pytest_themis.errors import ConfigurationError
 from pytest_themis.storage import CacheIntegrityWarning, decode_value, encode_value
@@ -404,23 +405,7 @@ def test_pytest_door_stores_in_s3_and_reruns_from_it(
 ) -> None:
     monkeypatch.setenv("AWS_ENDPOINT_URL", s3_server.endpoint)
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", CANARY)  # the server accepts any key
-    counts = []
-    for run in range(2):
-        manifest = pytester.path / f"manifest{run}.json"
-        result = pytester.runpytest_subprocess(
-            "-p",
-            "no:cacheprovider",
-            "--themis-preset=demo",
-            f"--themis-storage=s3://{s3_bucket}/pytest",
-            f"--themis-manifest={manifest}",
-        )
-        result.assert_outcomes(passed=1)
-        text = manifest.read_text()
-        assert CANARY not in text and CANARY not in result.stdout.str()
-        cell = json.loads(text)["cells"][0]
-        counts.append({**cell["counts"], **cell["execution"]})
-    assert counts[0]["total"] == 50 and counts[0]["cached"] == 0
-    assert counts[1]["cached"] == 50 and counts[1]["generated"] == 0
+    demo_twice(pytester, f"s3://{s3_bucket}/pytest", CANARY)
     assert any(n.startswith("pytest/objects/") for n in _objects(s3_server.endpoint, s3_bucket))
     assert not (pytester.path / ".themis_cache" / "cache.db").exists()  # no generation in a folder
 
