@@ -7,6 +7,7 @@ import math
 from fractions import Fraction
 
 import pytest
+import scipy.stats as scipy_stats  # noqa: E402 - the [test] extra
 
 from pytest_themis.comparison.statistics import (
     holm,
@@ -18,8 +19,6 @@ from pytest_themis.comparison.statistics import (
     pass_at_k,
     rows_needed,
 )
-
-scipy_stats = pytest.importorskip("scipy.stats")
 
 
 @pytest.mark.parametrize(

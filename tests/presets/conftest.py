@@ -9,7 +9,8 @@ import pytest
 
 @pytest.fixture(scope="session", autouse=True)
 def _datasets_cache_in_tmp(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
-    datasets = pytest.importorskip("datasets")
+    import datasets  # a core dependency: a failed import must fail, not skip
+
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(datasets.config, "HF_DATASETS_CACHE", tmp_path_factory.mktemp("hf-cache"))
         yield

@@ -207,7 +207,6 @@ def test_fake_math_llm_scores_about_point_eight_with_the_preset_scoring() -> Non
 
 
 def test_preset_pipeline_is_built_from_its_parts() -> None:
-    pytest.importorskip("pytest_themis.evaluation.pipeline")
     pipeline = get_benchmark_preset("gsm8k").pipeline()
     assert type(pipeline).__name__ == "EvaluationPipeline"
 

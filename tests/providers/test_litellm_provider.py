@@ -10,6 +10,7 @@ import sys
 import time
 from typing import Any
 
+import litellm  # noqa: E402 - a core dependency: a failed import must fail, not skip
 import pytest
 from support.tasks import make_task, unused_port
 
@@ -31,8 +32,6 @@ from pytest_themis.errors import (
 from pytest_themis.providers import create_provider
 from pytest_themis.providers.litellm_provider import LiteLLMProvider, validate_model
 from pytest_themis.testing import FaultPlan, OpenAIServer
-
-litellm = pytest.importorskip("litellm")
 
 CANARY_KEY = "sk-canary-7c1f0e9d4b2a"
 CANARY_HEADER = "hdr-canary-5e8d2a61"
