@@ -305,9 +305,9 @@ class ExperimentReport:
         store, owned = storage, False
         by_id = isinstance(baseline, str) and not Path(baseline).is_file()
         if by_id and (store is None or isinstance(store, (str, os.PathLike))):
-            from ..storage import ExperimentStorage
+            from ..storage import open_storage  # a folder or a postgresql:// / s3:// URL
 
-            store, owned = ExperimentStorage(store or ".themis_cache"), True
+            store, owned = open_storage(store), True
         try:
             base = load_baseline(baseline, storage=store)
         finally:

@@ -27,7 +27,14 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from ..core.entities import REDACTED, GenerationTask, ProviderResponse, TokenUsage, is_secret_option
+from ..core.entities import (
+    REDACTED,
+    GenerationTask,
+    ProviderResponse,
+    TokenUsage,
+    is_secret_option,
+    redact_secrets,
+)
 from ..errors import (
     AuthenticationError,
     BadRequestError,
@@ -154,7 +161,7 @@ class OpenAINativeProvider(Provider):
             error = exc
         secrets = _secrets(options)
         if secrets:
-            error.args = (_redact(str(error.args[0]), secrets),)
+            error.args = (redact_secrets(str(error.args[0]), secrets),)
         # Raised outside ``except``: nothing that may echo a key is chained to it.
         raise error
 
@@ -517,9 +524,3 @@ def _cost_from_price_file(name: str, usage: TokenUsage) -> float | None:
 
 def _secrets(options: Mapping[str, Any]) -> list[str]:
     return secret_values(options, env=("OPENAI_API_KEY",))
-
-
-def _redact(text: str, secrets: list[str]) -> str:
-    for secret in secrets:
-        text = text.replace(secret, REDACTED)
-    return text

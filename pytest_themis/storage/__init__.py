@@ -38,6 +38,7 @@ def __getattr__(name: str) -> Any:
 
     return getattr(importlib.import_module(module), name)
 
+
 _MAGIC = b"TH1:"
 _DIGEST_LEN = 32
 
