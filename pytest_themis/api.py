@@ -145,9 +145,11 @@ def evaluate(
     except BaseException:
         assembled.orchestrator.runner.close()
         raise
-    report = assembled.run(progress=progress)
-    finish_run(report, baseline_run, cache_manager)
-    return report
+    # The samples are kept in the run's store while it is still open.
+    return assembled.run(
+        progress=progress,
+        finish=lambda report: finish_run(report, baseline_run, cache_manager),
+    )
 
 
 def _deprecated(old: str, new: str) -> None:

@@ -223,3 +223,29 @@ def test_store_run_round_trips_many_chunks_in_order(tmp_path: Path) -> None:
     assert [s["row_id"] for s in samples] == [f"r{i}" for i in range(5_100)]
     assert store.get("samples:big")["chunks"] == 11  # type: ignore[index]
     store.close()
+
+
+def test_samples_are_kept_before_the_run_closes_its_store(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pytest_themis.storage import ExperimentStorage
+
+    events: list[str] = []
+    real_set_many, real_close = ExperimentStorage.set_many, ExperimentStorage.close
+
+    def set_many(self: Any, items: Any) -> None:
+        items = list(items)
+        events.extend("samples" if key.startswith("samples:") else "gen" for key, _ in items)
+        real_set_many(self, items)
+
+    def close(self: Any) -> None:
+        events.append("close")
+        real_close(self)
+
+    monkeypatch.setattr(ExperimentStorage, "set_many", set_many)
+    monkeypatch.setattr(ExperimentStorage, "close", close)
+    evaluate("demo", model="fake:fake-math-llm", limit=5, storage=tmp_path / "store")
+    assert "samples" in events and "close" in events
+    assert events.index("close") > max(i for i, e in enumerate(events) if e == "samples")
+    assert events[-1] == "close"  # nothing reopens the store after the run closed it
+    assert load_stored_run(ExperimentStorage(tmp_path / "store"), "latest") is not None
