@@ -9,10 +9,17 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from ..comparison.compare import RunData
+from ..comparison.loading import load_run
 from ..errors import ConfigurationError
-from ..report.runs import cell_results, list_runs, load_run, run_date
+from ..report.runs import cell_results, list_runs, run_date
 
 __all__ = ["compare", "export", "report", "runs", "show"]
+
+
+def _load(spec: str, store: Any) -> RunData:
+    """A run named on the command line (a file is read without opening the store)."""
+    return load_run(spec, store, hint="`themis runs` lists the runs this store keeps")
 
 
 def _out(text: str) -> None:
@@ -38,7 +45,7 @@ def runs(args: Any, store: Any) -> int:
 def show(args: Any, store: Any) -> int:
     from .._pytest.summary import format_table
 
-    run = load_run(args.run, store)
+    run = _load(args.run, store)
     _out(f"run {run.run_id}  {run_date(run.manifest)}  {len(run.samples)} samples")
     for line in format_table(cell_results(run.manifest)):
         _out(line)
@@ -49,7 +56,7 @@ def compare(args: Any, store: Any) -> int:
     from .._pytest.baseline import format_comparison
     from ..comparison import compare_runs
 
-    base, new = load_run(args.base, store), load_run(args.new, store)
+    base, new = _load(args.base, store), _load(args.new, store)
     comparison = compare_runs(new, base, margin=args.margin)
     for line in format_comparison(comparison):
         _out(line)
@@ -59,13 +66,20 @@ def compare(args: Any, store: Any) -> int:
 def report(args: Any, store: Any) -> int:
     from ..report.html import write_html
 
-    run = load_run(args.run, store)
-    comparison = None
+    run = _load(args.run, store)
+    comparison = baseline = None
     if args.baseline:
         from ..comparison import compare_runs
 
-        comparison = compare_runs(run, load_run(args.baseline, store))
-    path = write_html(args.output, run.manifest, run.samples, comparison=comparison)
+        baseline = _load(args.baseline, store)
+        comparison = compare_runs(run, baseline)
+    path = write_html(
+        args.output,
+        run.manifest,
+        run.samples,
+        comparison=comparison,
+        baseline_samples=baseline.samples if baseline is not None else None,
+    )
     _out(f"themis report: {path}")
     return 0
 
@@ -77,7 +91,7 @@ _CSV_FIELDS = (
 
 
 def export(args: Any, store: Any) -> int:
-    run = load_run(args.run, store)
+    run = _load(args.run, store)
     buffer = io.StringIO()
     if args.format == "jsonl":
         for row in run.samples:

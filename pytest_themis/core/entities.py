@@ -29,6 +29,8 @@ __all__ = [
     "redact_options",
     "redact_secrets",
     "redact_text",
+    "redact_url",
+    "url_secrets",
 ]
 
 ConversationMessage = Mapping[str, str]
@@ -49,6 +51,8 @@ def redact_options(options: Mapping[str, Any]) -> dict[str, Any]:
     for key, value in sorted(options.items()):
         if is_secret_option(key):
             value = REDACTED
+        elif isinstance(value, str) and "://" in value:  # e.g. an api_base with a password
+            value = redact_url(value)
         elif callable(value):
             value = f"<callable {getattr(value, '__qualname__', type(value).__name__)}>"
         out[key] = value
@@ -78,6 +82,49 @@ def redact_text(text: str, options: Mapping[str, Any]) -> str:
             if secret.lower().startswith("bearer "):
                 secrets.append(secret[7:])
     return redact_secrets(text, secrets)
+
+
+_URL_START = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+#: A query parameter carrying a credential: ``password=``, ``X-Amz-Security-Token=``, ``sig=`` …
+_SECRET_PARAM = re.compile(
+    r"([?&;](?:[\w.-]*(?:password|secret|token|credential|signature|key|auth)[\w.-]*|sig)=)"
+    r"([^&;#]*)",
+    re.IGNORECASE,
+)
+
+
+def _userinfo(text: str) -> tuple[int, int, str]:
+    """Start and end of the authority of URL ``text`` and its ``user:password`` part ('' if none)."""
+    match = _URL_START.match(text)
+    if match is None:
+        return 0, 0, ""
+    start = end = match.end()
+    end = len(text)
+    for stop in "/?#":
+        found = text.find(stop, start)
+        if found != -1:
+            end = min(end, found)
+    userinfo, at, _ = text[start:end].rpartition("@")
+    return start, end, userinfo if at and ":" in userinfo else ""
+
+
+def url_secrets(url: str) -> list[str]:
+    """The credentials written into ``url``: its password and secret query values."""
+    text = str(url)
+    found = [value for _, value in _SECRET_PARAM.findall(text) if value]
+    password = _userinfo(text)[2].partition(":")[2]
+    return [password, *found] if password else found
+
+
+def redact_url(url: str) -> str:
+    """``url`` with its password and every secret query value (:data:`_SECRET_PARAM`) as ``***``."""
+    text = str(url)
+    start, end, userinfo = _userinfo(text)
+    if userinfo:
+        user = userinfo.split(":", 1)[0]
+        host = text[start:end].rpartition("@")[2]
+        text = f"{text[:start]}{user}:{REDACTED}@{host}{text[end:]}"
+    return _SECRET_PARAM.sub(rf"\1{REDACTED}", text)
 
 
 _DEFAULT_MAX_TOKENS = 512

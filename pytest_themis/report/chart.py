@@ -7,6 +7,8 @@ from collections.abc import Mapping, Sequence
 from html import escape
 from typing import Any
 
+from .formatting import cell_label, interval, number
+
 __all__ = ["chart_svg", "charts", "combined_svg", "metric_names"]
 
 _WIDTH, _LABEL, _ROW, _TOP = 640, 240, 24, 28
@@ -54,18 +56,16 @@ def chart_svg(metric: str, cells: Sequence[Mapping[str, Any]]) -> str:
         )
     for i, (cell, agg) in enumerate(stats):
         y = _TOP + i * _ROW
-        label = f"{cell.get('experiment')} [{cell.get('cell_id')}]"
+        label = cell_label(cell.get("experiment"), cell.get("cell_id"))
         mean, low, high = (_finite(agg.get(k)) for k in ("mean", "ci_low", "ci_high"))
         shown = label if len(label) <= 38 else "…" + label[-37:]
         parts.append(
             f'<text x="{_LABEL - 6}" y="{y + 15}" text-anchor="end">{escape(shown)}</text>'
         )
         width = x(mean) - _LABEL if mean is not None else 0.0
-        text = (
-            f"{mean:.3f} [{low:.3f}, {high:.3f}]"
-            if mean is not None and low is not None and high is not None
-            else (f"{mean:.3f}" if mean is not None else "no score")
-        )
+        text = number(mean, missing="no score")
+        if mean is not None and low is not None and high is not None:
+            text += f" {interval(low, high)}"
         parts.append(
             f'<rect class="bar" x="{_LABEL}" y="{y + 4}" width="{width:.1f}" height="{_ROW - 8}" '
             f'fill="#4a7fb5"><title>{escape(label)}: {escape(metric)} {text}</title></rect>'

@@ -8,7 +8,6 @@ page, with filters, text search and a drill-down. Secret-looking values are reda
 from __future__ import annotations
 
 import json
-import math
 import os
 from collections.abc import Mapping, Sequence
 from html import escape
@@ -16,49 +15,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .chart import charts
+from .formatting import COMPARISON_HEADER, cell_label, comparison_rows
+from .redaction import redact_output, run_secrets, scrub
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..comparison.results import Comparison
 
-__all__ = ["render_html", "scrub", "write_html"]
-
-
-def scrub(value: Any) -> Any:
-    """``value`` with strings under secret-looking keys replaced and URL passwords hidden."""
-    from ..core.entities import REDACTED, is_secret_option
-    from ..storage.urls import redact_url
-
-    if isinstance(value, Mapping):
-        return {
-            str(k): REDACTED if is_secret_option(str(k)) and isinstance(v, str) else scrub(v)
-            for k, v in value.items()
-        }
-    if isinstance(value, (list, tuple)):
-        return [scrub(v) for v in value]
-    if isinstance(value, str) and "://" in value and "@" in value:
-        return redact_url(value)
-    return value
-
-
-def _secrets(value: Any) -> set[str]:
-    """String values under secret-looking keys anywhere in ``value`` (and URL passwords)."""
-    from ..core.entities import is_secret_option
-
-    found: set[str] = set()
-    if isinstance(value, Mapping):
-        for k, v in value.items():
-            if is_secret_option(str(k)) and isinstance(v, str) and len(v) >= 4:
-                found.add(v[7:] if v.lower().startswith("bearer ") else v)
-            else:
-                found |= _secrets(v)
-    elif isinstance(value, (list, tuple)):
-        for v in value:
-            found |= _secrets(v)
-    elif isinstance(value, str) and "://" in value and "@" in value:
-        password = value.split("://", 1)[1].split("@", 1)[0].partition(":")[2]
-        if len(password) >= 4:
-            found.add(password)
-    return found
+__all__ = ["render_html", "write_html"]
 
 
 def _wrong(scores: Mapping[str, Any]) -> bool:
@@ -104,7 +67,7 @@ def _sample_json(
         key = (str(s["cell_id"]), str(s["row_id"]), int(s.get("epoch") or 0))
         out.append(
             [
-                f"{s.get('experiment')} [{s['cell_id']}]",
+                cell_label(s.get("experiment"), s["cell_id"]),
                 str(s["row_id"]),
                 key[2],
                 prompt,
@@ -118,16 +81,6 @@ def _sample_json(
             ]
         )
     return out
-
-
-def _fmt(value: Any) -> str:
-    if value is None or (isinstance(value, float) and not math.isfinite(value)):
-        return "–"
-    return f"{value:+.3f}" if isinstance(value, float) else str(value)
-
-
-def _p(value: float) -> str:
-    return "–" if not math.isfinite(value) else f"{value:.3g}"
 
 
 def _header(manifest: Mapping[str, Any], samples: int) -> str:
@@ -164,21 +117,15 @@ def _header(manifest: Mapping[str, Any], samples: int) -> str:
 def _comparison(comparison: Comparison | None) -> str:
     if comparison is None:
         return ""
-    rows = []
-    for cell in comparison.cells:
-        for m in cell.metrics.values():
-            rows.append(
-                f'<tr class="v-{escape(m.verdict)}"><td>{escape(cell.experiment)} '
-                f"[{escape(cell.cell_id)}]</td><td>{escape(m.metric)}</td>"
-                f"<td>{_fmt(m.difference)}</td><td>[{_fmt(m.ci_low)}, {_fmt(m.ci_high)}]</td>"
-                f"<td>{_p(m.p_adjusted)}</td><td>{m.pairs}</td>"
-                f"<td>{escape(m.verdict)}</td></tr>"
-            )
+    head = "".join(f"<th>{escape(h)}</th>" for h in COMPARISON_HEADER)
+    rows = "".join(
+        f'<tr class="v-{escape(row[-1])}">{"".join(f"<td>{escape(v)}</td>" for v in row)}</tr>'
+        for row in comparison_rows(comparison)
+    )
     return (
         f"<h2>vs baseline {escape(comparison.baseline_run_id)} (margin {comparison.margin:g}) — "
-        f'{escape(comparison.verdict)}</h2><table id="comparison"><thead><tr><th>cell</th>'
-        "<th>metric</th><th>Δ</th><th>95% CI</th><th>p (Holm)</th><th>n</th><th>verdict</th>"
-        f"</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+        f'{escape(comparison.verdict)}</h2><table id="comparison"><thead><tr>{head}</tr></thead>'
+        f"<tbody>{rows}</tbody></table>"
     )
 
 
@@ -190,12 +137,13 @@ def render_html(
     baseline_samples: Sequence[Mapping[str, Any]] | None = None,
 ) -> str:
     """The report as one HTML string (see the module docstring)."""
-    secrets = _secrets(manifest)
+    secrets = run_secrets(manifest)
     manifest = scrub(manifest)
     cells = manifest.get("cells") or []
     data = _sample_json(scrub(list(samples)), _changed_keys(samples, comparison, baseline_samples))
+    labels = [cell_label(c.get("experiment"), c.get("cell_id")) for c in cells]
     payload = json.dumps(
-        {"samples": data, "cells": [f"{c.get('experiment')} [{c.get('cell_id')}]" for c in cells]},
+        {"samples": data, "cells": labels},
         ensure_ascii=False,
         separators=(",", ":"),
         default=str,
@@ -214,10 +162,7 @@ def render_html(
         f'<script type="application/json" id="themis-data">{payload}</script>'
         f"<script>{_JS}</script></body></html>"
     )
-    for secret in sorted(secrets, key=len, reverse=True):  # e.g. a response echoing the key
-        for form in {secret, escape(secret), json.dumps(secret)[1:-1]}:
-            page = page.replace(form, "***")
-    return page
+    return redact_output(page, secrets)  # e.g. a response echoing the key
 
 
 def write_html(

@@ -1,18 +1,15 @@
-"""Runs as the report tools see them: listing a store, loading one run, table rows."""
+"""Runs as the report tools see them: listing a store, a run's date, headline and table rows."""
 
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Iterator, Mapping
-from pathlib import Path
 from typing import Any
 
-from ..comparison.compare import RunData
 from ..comparison.samples import LATEST_KEY
-from ..errors import ConfigurationError
+from .formatting import number
 
-__all__ = ["cell_results", "headline", "list_runs", "load_run", "run_date"]
+__all__ = ["cell_results", "headline", "list_runs", "run_date"]
 
 
 def list_runs(storage: Any) -> list[dict[str, Any]]:
@@ -64,7 +61,8 @@ def headline(manifest: Mapping[str, Any]) -> str:
     if not means:
         return f"{name} -"
     low, high = min(means), max(means)
-    return f"{name} {low:.3f}" if low == high else f"{name} {low:.3f}–{high:.3f}"
+    shown = number(low) if low == high else f"{number(low)}–{number(high)}"
+    return f"{name} {shown}"
 
 
 def cell_results(manifest: Mapping[str, Any]) -> Iterator[dict[str, Any]]:
@@ -83,21 +81,3 @@ def cell_results(manifest: Mapping[str, Any]) -> Iterator[dict[str, Any]]:
             "cost": cell.get("cost_usd") or 0.0,
             "duration": execution.get("duration_s") or 0.0,
         }
-
-
-def load_run(spec: str, storage: Any) -> RunData:
-    """A manifest / ``runs/<id>.json`` path, a run id kept in ``storage``, or ``latest``."""
-    from ..comparison.baseline import load_baseline
-    from ..comparison.samples import load_stored_run
-
-    if Path(os.path.expanduser(spec)).is_file():
-        return load_baseline(spec, storage=storage)
-    if any(sep in spec for sep in ("/", os.sep)) or spec.endswith((".json", ".jsonl")):
-        raise ConfigurationError(f"run file {spec} does not exist")
-    found = load_stored_run(storage, spec)
-    if found is None:
-        raise ConfigurationError(
-            f"no run {spec!r} is kept in this store; `themis runs` lists the runs it keeps"
-        )
-    manifest, rows = found
-    return RunData(str(manifest.get("run_id") or spec), manifest, rows)

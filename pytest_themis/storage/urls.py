@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ..backends.storage import StorageBackend
+from ..core.entities import redact_url
 from ..errors import ConfigurationError
 
 __all__ = ["SUPPORTED", "check_storage_spec", "open_storage", "redact_url", "storage_scheme"]
@@ -24,34 +25,12 @@ __all__ = ["SUPPORTED", "check_storage_spec", "open_storage", "redact_url", "sto
 SUPPORTED = "postgresql://user:password@host:port/database, s3://bucket/prefix, or a folder path"
 
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
-_SECRET_PARAM = re.compile(
-    r"([?&;](?:[A-Za-z0-9_]*(?:password|secret|token|credential)[A-Za-z0-9_]*)=)[^&;#]*",
-    re.IGNORECASE,
-)
 #: scheme → (module, class, extra, module whose absence means the extra is missing)
 _STORES = {
     "postgresql": (".postgres", "PostgresStorage", "postgres", "psycopg"),
     "postgres": (".postgres", "PostgresStorage", "postgres", "psycopg"),
     "s3": (".s3", "S3Storage", "s3", "boto3"),
 }
-
-
-def redact_url(url: str) -> str:
-    """``url`` with its password (and any password/secret/token query value) shown as ``***``."""
-    text = str(url)
-    match = _SCHEME.match(text)
-    if match:
-        start = match.end()
-        end = len(text)
-        for stop in "/?#":
-            found = text.find(stop, start)
-            if found != -1:
-                end = min(end, found)
-        userinfo, at, host = text[start:end].rpartition("@")
-        if at and ":" in userinfo:
-            user = userinfo.split(":", 1)[0]
-            text = f"{text[:start]}{user}:***@{host}{text[end:]}"
-    return _SECRET_PARAM.sub(r"\1***", text)
 
 
 def storage_scheme(spec: str) -> str | None:

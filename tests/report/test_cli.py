@@ -116,7 +116,7 @@ def test_report_writes_html(two_runs: Any, capsys: pytest.CaptureFixture[str], t
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
-        (["show", "no-such-run"], "no run 'no-such-run' is kept in this store"),
+        (["show", "no-such-run"], "run 'no-such-run' is neither a file nor a run id kept"),
         (["show", "missing/manifest.json"], "run file missing/manifest.json does not exist"),
         (["export", "base", "--format", "xml"], "invalid choice: 'xml'"),
         (["report", "base"], "the following arguments are required: -o/--output"),

@@ -7,7 +7,8 @@ import re
 from pathlib import Path
 
 from pytest_themis import evaluate
-from pytest_themis.report.html import render_html, scrub
+from pytest_themis.report.html import render_html
+from pytest_themis.report.redaction import scrub
 
 ROWS = [{"id": f"r{i}", "q": f"{i} + {i}", "answer": str(2 * i)} for i in range(25)]
 

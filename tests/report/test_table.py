@@ -88,7 +88,7 @@ def test_markdown_summary_escapes_pipes_and_says_all_failed() -> None:
     assert row.startswith(
         "| tests/test_arithmetic.py::test_arithmetic_benchmark [m\\|x-prompt0-t0]"
     )
-    assert "ExactMatch: all 200 failed" in row and "❌ ExactMatch" in row and "nan" not in text
+    assert "ExactMatch all 200 failed" in row and "❌ ExactMatch" in row and "nan" not in text
 
 
 def test_gates_on_several_metrics_keep_the_table_narrow_with_a_legend() -> None:
