@@ -71,9 +71,12 @@ def redact_secrets(text: str, secrets: Iterable[str]) -> str:
 
 
 def redact_text(text: str, options: Mapping[str, Any]) -> str:
-    """``text`` with every secret option value (and header value) replaced by ``***``."""
+    """``text`` with every secret option value (and header value) and every credential in an
+    option's URL (``api_base`` …) replaced by ``***``."""
     secrets: list[str] = []
     for key, value in options.items():
+        if isinstance(value, str) and "://" in value:
+            secrets += url_secrets(value)
         if not is_secret_option(key):
             continue
         values = value.values() if isinstance(value, Mapping) else [value]
@@ -94,12 +97,11 @@ _SECRET_PARAM = re.compile(
 
 
 def _userinfo(text: str) -> tuple[int, int, str]:
-    """Start and end of the authority of URL ``text`` and its ``user:password`` part ('' if none)."""
+    """Where the authority of URL ``text`` starts and ends; its ``user:password`` ('' if none)."""
     match = _URL_START.match(text)
     if match is None:
         return 0, 0, ""
-    start = end = match.end()
-    end = len(text)
+    start, end = match.end(), len(text)
     for stop in "/?#":
         found = text.find(stop, start)
         if found != -1:

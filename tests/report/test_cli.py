@@ -1,4 +1,4 @@
-"""The ``themis`` command on the folder store and on the real PostgreSQL store."""
+"""The ``themis`` command on the folder store and on real PostgreSQL and S3 (moto) stores."""
 
 from __future__ import annotations
 
@@ -11,34 +11,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from report_support import sweep
+from report_support import copy_runs, embedded_samples
 
 from pytest_themis.cli import main
-from pytest_themis.comparison.samples import load_stored_run, store_run
+from pytest_themis.comparison.samples import load_stored_run
 from pytest_themis.storage import open_storage
-
-
-def _sweep(store: Path, run_id: str, wrong_rate: float) -> Any:
-    return sweep(store, run_id, wrong_rate, n=60)
-
-
-@pytest.fixture(scope="module")
-def two_runs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Any, Any]:
-    """A folder store keeping a good run ``base`` and a worse run ``new`` (4 cells each)."""
-    root = tmp_path_factory.mktemp("runs")
-    # each run generates in a store of its own (the fake's wrong_rate must not hit the cache)
-    base = _sweep(root / "gen-base", "base", 0.1)
-    new = _sweep(root / "gen-new", "new", 0.6)
-    shared = root / "store"
-    target = open_storage(shared)
-    for run_id, gen in (("base", "gen-base"), ("new", "gen-new")):
-        source = open_storage(root / gen)
-        found = load_stored_run(source, run_id)
-        source.close()
-        assert found is not None
-        store_run(target, run_id, *found)
-    target.close()
-    return shared, base, new
 
 
 def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
@@ -103,7 +80,9 @@ def test_export_jsonl_and_csv(two_runs: Any, capsys: pytest.CaptureFixture[str],
 
 
 def test_report_writes_html(two_runs: Any, capsys: pytest.CaptureFixture[str], tmp_path: Path):
-    store, _, _ = two_runs
+    """With ``--baseline`` the samples are paired: "changed vs baseline" flags exactly the
+    discordant pairs of the comparison."""
+    store, base, new = two_runs
     target = tmp_path / "report.html"
     code, out, _ = _run(
         capsys, "report", "new", "--baseline", "base", "-o", str(target), "--store", str(store)
@@ -111,6 +90,13 @@ def test_report_writes_html(two_runs: Any, capsys: pytest.CaptureFixture[str], t
     text = target.read_text()
     assert code == 0 and str(target) in out
     assert text.count('class="bar"') == 4 and "vs baseline base" in text
+    samples = embedded_samples(text)
+    discordant = sum(
+        (m.worse or 0) + (m.better or 0)
+        for cell in new.compare(base).cells
+        for m in cell.metrics.values()
+    )
+    assert len(samples) == 240 and sum(s[10] for s in samples) == discordant > 0
 
 
 @pytest.mark.parametrize(
@@ -193,15 +179,7 @@ def test_every_subcommand_on_a_remote_store(
 ) -> None:
     pg_url = remote_url
     folder, _, _ = two_runs
-    source, target = open_storage(folder), open_storage(pg_url)
-    try:
-        for run_id in ("base", "new"):
-            found = load_stored_run(source, run_id)
-            assert found is not None
-            store_run(target, run_id, *found)
-    finally:
-        source.close()
-        target.close()
+    copy_runs(folder, pg_url)
     code, out, _ = _run(capsys, "runs", "--store", pg_url)
     assert code == 0 and {line.split()[0] for line in out.splitlines()[1:]} == {"base", "new"}
     assert _run(capsys, "show", "new", "--store", pg_url)[0] == 0

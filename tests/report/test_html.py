@@ -2,23 +2,16 @@
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
+
+from report_support import embedded_samples
 
 from pytest_themis import evaluate
 from pytest_themis.report.html import render_html
 from pytest_themis.report.redaction import scrub
 
 ROWS = [{"id": f"r{i}", "q": f"{i} + {i}", "answer": str(2 * i)} for i in range(25)]
-
-
-def _data(text: str) -> dict:
-    match = re.search(
-        r'<script type="application/json" id="themis-data">(.*?)</script>', text, re.S
-    )
-    assert match is not None
-    return json.loads(match.group(1))
 
 
 def test_to_html_embeds_every_sample(tmp_path: Path) -> None:
@@ -28,10 +21,10 @@ def test_to_html_embeds_every_sample(tmp_path: Path) -> None:
     )  # fmt: skip
     path = report.to_html(tmp_path / "out" / "r.html")
     text = path.read_text()
-    data = _data(text)
-    assert len(data["samples"]) == len(report.records) == 50
+    samples = embedded_samples(text)
+    assert len(samples) == len(report.records) == 50
     wrong = sum(1 for r in report.records if r.scores["ExactMatch"].value < 1)
-    assert sum(s[9] for s in data["samples"]) == wrong > 0
+    assert sum(s[9] for s in samples) == wrong > 0
     assert text.count('<rect class="bar"') == 2
     # nothing to fetch: no http(s) URL but the SVG namespace name
     assert not re.findall(r"https?://(?!www\.w3\.org/2000/svg)", text)
@@ -44,7 +37,7 @@ def test_script_end_tags_in_texts_cannot_close_the_data_element() -> None:
     }  # fmt: skip
     text = render_html({"run_id": "x", "cells": []}, [row])
     assert "</script><script>alert(1)" not in text
-    assert _data(text)["samples"][0][4] == row["response"]
+    assert embedded_samples(text)[0][4] == row["response"]
 
 
 def test_scrub_hides_keys_and_url_passwords_but_keeps_token_counts() -> None:

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 from typing import Any
 
 import pytest
 from browser import available, chromium, requests, wait_for
-from report_support import sweep
+from report_support import ROWS
 from support.services import service_missing
 
 from pytest_themis.comparison.baseline import report_run_data
@@ -19,8 +20,10 @@ CANARY = "sk-canary-5f1e2d3c4b5a69788796a5b4c3d2e1f0"
 
 
 @pytest.fixture(scope="module")
-def report(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Any, Any]:
-    """A 2-model × 2-prompt run compared with a better baseline, written as HTML.
+def report(
+    two_runs: tuple[Path, Any, Any], tmp_path_factory: pytest.TempPathFactory
+) -> tuple[Path, Any, Any]:
+    """The 2-model × 2-prompt run ``new`` compared with its better baseline, written as HTML.
 
     The manifest carries a canary API key where a provider's options would keep one.
     """
@@ -28,19 +31,17 @@ def report(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Any, Any]:
         service_missing(
             "chromium", "apt-get install -y chromium chromium-driver; pip install selenium"
         )
-    root = tmp_path_factory.mktemp("html")
-    base = sweep(root / "base", "base", 0.1)
-    new = sweep(root / "new", "new", 0.5)
-    new.manifest["models"][0].setdefault("options", {})["api_key"] = CANARY
-    new.manifest["settings"]["cache"]["url"] = f"postgresql://themis:{CANARY}@db.example/x"
-    comparison = new.compare(base)
+    _, base, new = two_runs
+    manifest = copy.deepcopy(new.manifest)
+    manifest["models"][0].setdefault("options", {})["api_key"] = CANARY
+    manifest["settings"]["cache"]["url"] = f"postgresql://themis:{CANARY}@db.example/x"
     rows = report_run_data(new).samples
     path = write_html(
-        root / "report.html",
-        new.manifest,
+        tmp_path_factory.mktemp("html") / "report.html",
+        manifest,
         # a response echoing the key must be redacted too
         [dict(r, response=f"{r['response']} {CANARY}") if r["row_id"] == "r1" else r for r in rows],
-        comparison=comparison,
+        comparison=new.compare(base),
         baseline_samples=report_run_data(base).samples,
     )
     return path, new, base
@@ -91,7 +92,7 @@ def test_report_in_headless_chromium(report: Any) -> None:
 
         Select(driver.find_element(By.ID, "filter")).select_by_value("all")
         Select(driver.find_element(By.ID, "cell")).select_by_value("evaluate [b-prompt1-t0]")
-        assert count.text == f"40 of {len(records)} samples"
+        assert count.text == f"{ROWS} of {len(records)} samples"
         cells_shown = driver.find_elements(By.CSS_SELECTOR, "#samples tbody tr td:first-child")
         assert {td.text for td in cells_shown} == {"evaluate [b-prompt1-t0]"}
         Select(driver.find_element(By.ID, "cell")).select_by_value("")
