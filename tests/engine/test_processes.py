@@ -214,22 +214,6 @@ def test_killing_every_pool_worker_mid_run_loses_no_record(tmp_path):
     assert not report.failures and report.metric("ExactMatch").mean == 1.0
 
 
-_MODULES_CONFTEST = """
-import glob
-import json
-import sys
-
-def pytest_sessionfinish(session):
-    children = []
-    for path in glob.glob("/proc/self/task/*/children"):
-        with open(path) as fh:
-            children += fh.read().split()
-    with open("modules.json", "w") as fh:
-        json.dump(sorted(m for m in sys.modules if m.split(".")[0] == "litellm"), fh)
-    with open("children.json", "w") as fh:
-        json.dump(children, fh)
-"""
-
 _CACHED_TEST = """
 import pytest
 
@@ -247,9 +231,9 @@ def test_cell(themis_report):
 def test_a_fully_cached_rerun_imports_no_provider_library(pytester: pytest.Pytester):
     """A litellm model on the command line asks for a worker pool; a cached rerun must still
     not import litellm here, nor start (or wait for) those workers."""
-    import json
+    from support.recording import child_pids, imported_modules, record_imports
 
-    pytester.makeconftest(_MODULES_CONFTEST)
+    record_imports(pytester, ["litellm"], children=True)
     pytester.makepyfile(test_cached=_CACHED_TEST)
     with OpenAIServer() as server:
         args = [
@@ -262,9 +246,9 @@ def test_a_fully_cached_rerun_imports_no_provider_library(pytester: pytest.Pytes
         ]
         pytester.runpytest_subprocess(*args).assert_outcomes(passed=1)
         first = server.stats.request_count
-        assert json.loads((pytester.path / "children.json").read_text())  # the pool did start
+        assert child_pids(pytester)  # the pool did start
         rerun = pytester.runpytest_subprocess(*args)
         rerun.assert_outcomes(passed=1)
         assert server.stats.request_count == first == 30
-    assert json.loads((pytester.path / "modules.json").read_text()) == []
-    assert json.loads((pytester.path / "children.json").read_text()) == []
+    assert imported_modules(pytester) == []
+    assert child_pids(pytester) == []

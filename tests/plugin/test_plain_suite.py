@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from support.recording import imported_modules, record_imports
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -22,23 +23,11 @@ PLAIN_RUN_MODULES = {
 
 
 def test_plain_suite_imports_no_engine_and_creates_nothing(pytester: pytest.Pytester) -> None:
-    pytester.makeconftest(
-        """
-        import json
-        import sys
-
-        def pytest_sessionfinish(session):
-            heavy = sorted(
-                name for name in sys.modules
-                if name.split(".")[0] in ("litellm", "datasets", "math_verify", "sympy",
-                                          "diskcache", "pytest_themis", "ray", "dask",
-                                          "distributed", "psycopg", "boto3", "s3fs",
-                                          "aiohttp")
-            )
-            with open("modules.json", "w") as fh:
-                json.dump(heavy, fh)
-        """
-    )
+    record_imports(
+        pytester,
+        ("litellm", "datasets", "math_verify", "sympy", "diskcache", "pytest_themis", "ray",
+         "dask", "distributed", "psycopg", "boto3", "s3fs", "aiohttp"),
+    )  # fmt: skip
     pytester.makepyfile(
         "import pytest\n\n"
         "@pytest.mark.parametrize('n', range(5))\n"
@@ -47,7 +36,7 @@ def test_plain_suite_imports_no_engine_and_creates_nothing(pytester: pytest.Pyte
     before = sorted(p.name for p in pytester.path.iterdir())
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-v")
     result.assert_outcomes(passed=5)
-    imported = set(json.loads((pytester.path / "modules.json").read_text()))
+    imported = set(imported_modules(pytester))
     assert imported == PLAIN_RUN_MODULES, sorted(imported ^ PLAIN_RUN_MODULES)
     after = sorted(
         p.name
@@ -100,21 +89,11 @@ def test_fixtures_and_marker_are_listed_without_using_themis(pytester: pytest.Py
 def test_a_themis_flag_on_a_plain_suite_checks_options_but_loads_no_engine(
     pytester: pytest.Pytester,
 ) -> None:
-    pytester.makeconftest(
-        """
-        import json
-        import sys
-
-        def pytest_sessionfinish(session):
-            ours = sorted(name for name in sys.modules if name.split(".")[0] == "pytest_themis")
-            with open("modules.json", "w") as fh:
-                json.dump(ours, fh)
-        """
-    )
+    record_imports(pytester, ["pytest_themis"])
     pytester.makepyfile("def test_plain():\n    pass\n")
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--themis-limit=3")
     result.assert_outcomes(passed=1)
-    imported = set(json.loads((pytester.path / "modules.json").read_text()))
+    imported = set(imported_modules(pytester))
     option_parsing = {
         "pytest_themis._pytest.options",
         "pytest_themis._pytest.state",

@@ -2,25 +2,17 @@
 
 from __future__ import annotations
 
-import json
 import os
 
 import pytest
+from support.recording import imported_packages, record_imports
 
 from pytest_themis.testing import OpenAIServer
 
 pytestmark = pytest.mark.timeout(300)
 
-#: Records, at session end, which client libraries this pytest process imported.
-CONFTEST = """
-import json
-import sys
-
-def pytest_sessionfinish(session):
-    seen = {name: name in sys.modules for name in ("litellm", "aiohttp", "openai", "httpx")}
-    with open("modules.json", "w") as fh:
-        json.dump(seen, fh)
-"""
+#: The client libraries whose import the tests watch.
+CLIENTS = ("litellm", "aiohttp", "openai", "httpx")
 
 TEST_FILE = """
 import pytest
@@ -43,7 +35,7 @@ def test_eval(themis_report):
 
 
 def _setup(pytester: pytest.Pytester, n: int, models: list[str]) -> None:
-    pytester.makeconftest(CONFTEST)
+    record_imports(pytester, CLIENTS)
     pytester.makepyfile(TEST_FILE.format(n=n, models=models))
 
 
@@ -60,8 +52,8 @@ def _run(pytester: pytest.Pytester, url: str, *args: str) -> pytest.RunResult:
 
 
 def _modules(pytester: pytest.Pytester) -> dict[str, bool]:
-    seen: dict[str, bool] = json.loads((pytester.path / "modules.json").read_text())
-    return seen
+    seen = imported_packages(pytester)
+    return {name: name in seen for name in CLIENTS}
 
 
 @pytest.mark.slow
