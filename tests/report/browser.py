@@ -6,10 +6,13 @@ import json
 import os
 import shutil
 import tempfile
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
+
+from support.polling import wait_for
+
+__all__ = ["available", "chromium", "requests", "wait_for"]
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
@@ -65,15 +68,3 @@ def requests(driver: Any) -> list[tuple[str, str]]:
             params = message["params"]
             found.append((params.get("documentURL", ""), params["request"]["url"]))
     return found
-
-
-def wait_for(predicate: Any, timeout: float = 10.0) -> Any:
-    """Poll ``predicate`` until it returns something truthy (or fail after ``timeout``)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout}s")
-        time.sleep(0.02)

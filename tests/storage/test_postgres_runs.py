@@ -3,42 +3,16 @@
 from __future__ import annotations
 
 import threading
-import time
 from typing import Any
 
 import pytest
-from support.pg_server import PostgresServer
-from support.sweeps import SWEEP_RECORDS, demo_twice, level4_sweep
+from support.pg_server import PostgresServer, stored_generation_keys
+from support.polling import wait_for
+from support.sweeps import SWEEP_RECORDS, demo_twice, level4_sweep, rerun_from_store
 
 from pytest_themis import evaluate
 
 pytestmark = pytest.mark.timeout(300)
-
-
-def _connect(url: str) -> Any:
-    import psycopg  # the pg_server fixture has checked that it is installed
-
-    return psycopg.connect(url, autocommit=True)
-
-
-def _stored_keys(url: str) -> set[str]:
-    base, table = url.split("?table=")
-    with _connect(base) as conn:
-        exists = conn.execute("SELECT to_regclass(%s)", (table,)).fetchone()
-        if exists is None or exists[0] is None:
-            return set()
-        return {row[0] for row in conn.execute(f"SELECT key FROM {table} WHERE key LIKE 'gen:%'")}
-
-
-def _poll(condition: Any, deadline: float) -> Any:
-    end = time.monotonic() + deadline
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > end:
-            raise AssertionError("condition not met before the deadline")
-        time.sleep(0.02)
 
 
 @pytest.mark.slow
@@ -49,7 +23,7 @@ def test_evaluate_survives_a_restart_and_a_rerun_sends_nothing(
 
     def restart_after_first_records() -> None:
         try:
-            seen["before"] = _poll(lambda: _stored_keys(pg_url), 120)
+            seen["before"] = wait_for(lambda: stored_generation_keys(pg_url), 120, "a record")
             pg_server.restart()
             seen["restarted"] = True
         except BaseException as exc:  # noqa: BLE001 - reported by the main thread
@@ -68,13 +42,11 @@ def test_evaluate_survives_a_restart_and_a_rerun_sends_nothing(
     records = report.records
     assert len(records) == 50
     assert not [r for r in records if r.generation.error is not None]
-    after = _stored_keys(pg_url)
+    after = stored_generation_keys(pg_url)
     assert seen["before"] <= after  # nothing committed before the restart was lost
     assert len(after) == 50
 
-    rerun = evaluate("demo", model="fake:fake-math-llm", storage=pg_url)
-    assert sum(r.generation.cached for r in rerun.records) == len(rerun.records) == 50
-    assert [r.scores for r in rerun.records] == [r.scores for r in records]
+    rerun_from_store(report, "demo", model="fake:fake-math-llm", storage=pg_url)
 
 
 @pytest.mark.slow
@@ -100,6 +72,6 @@ def test_level4_sweep_on_a_store_url(pg_url: str) -> None:
     assert len(first.records) == len(second.records) == SWEEP_RECORDS
     assert sum(r.generation.cached for r in first.records) == 0
     assert sum(r.generation.cached for r in second.records) == SWEEP_RECORDS
-    assert len(_stored_keys(pg_url)) == 80
+    assert len(stored_generation_keys(pg_url)) == 80
     cache_info = first.manifest["settings"]["cache"]
     assert (cache_info["name"], cache_info["table"]) == ("PostgresStorage", pg_url.split("=")[-1])

@@ -237,3 +237,16 @@ def pg_url(pg_server: PostgresServer, request: pytest.FixtureRequest) -> str:
     name = "t_" + re.sub(r"[^a-z0-9]+", "_", request.node.name.lower())[:40]
     pg_server.psql(f"DROP TABLE IF EXISTS {name}", database=DATABASE)
     return f"{pg_server.url()}?table={name}"
+
+
+def stored_generation_keys(url: str) -> set[str]:
+    """The ``gen:`` keys kept in the table of store URL ``postgresql://…?table=NAME`` (none
+    while the table does not exist)."""
+    import psycopg  # the pg_server fixture has checked that it is installed
+
+    base, table = url.split("?table=")
+    with psycopg.connect(base, autocommit=True) as conn:
+        exists = conn.execute("SELECT to_regclass(%s)", (table,)).fetchone()
+        if exists is None or exists[0] is None:
+            return set()
+        return {row[0] for row in conn.execute(f"SELECT key FROM {table} WHERE key LIKE 'gen:%'")}

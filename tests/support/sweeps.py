@@ -1,4 +1,5 @@
-"""Runs the store and engine tests share: a Level 4 2 × 2 sweep and two demo runs through pytest."""
+"""Runs the store and engine tests share: a Level 4 2 × 2 sweep, a rerun served from the store,
+and two demo runs through pytest."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from pytest_themis import evaluate
 from pytest_themis.core.entities import ModelSpec, SamplingConfig
 from pytest_themis.core.reports import ExperimentReport
 from pytest_themis.evaluation.extractors import IdentityExtractor
@@ -49,6 +51,18 @@ def level4_sweep(storage: Any = None, backend: Any = None) -> ExperimentReport:
         runner.close()
         if cache.storage is not None:
             cache.storage.close()
+
+
+def rerun_from_store(first: ExperimentReport, *args: Any, **options: Any) -> ExperimentReport:
+    """``evaluate(*args, **options)`` again after the run ``first`` on the same store.
+
+    Asserts what every store must give: each record comes from the store, with ``first``'s scores.
+    """
+    again = evaluate(*args, **options)
+    assert len(again.records) == len(first.records)
+    assert all(r.generation.cached for r in again.records)
+    assert [r.scores for r in again.records] == [r.scores for r in first.records]
+    return again
 
 
 def demo_twice(pytester: pytest.Pytester, storage: str, secret: str) -> list[dict[str, Any]]:
