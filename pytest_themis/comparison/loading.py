@@ -54,7 +54,8 @@ def load_run(
             f"{role} {text!r} is neither a file nor a run id kept in the store; {hint}"
         )
     manifest, rows = found
-    return RunData(str(manifest.get("run_id") or text), manifest, rows)
+    run_id = manifest.get("run_id") if text == "latest" else None  # a stored run: its key
+    return RunData(str(run_id or text), manifest, rows)
 
 
 def read_run_file(path: Path, role: str = "run") -> RunData:
