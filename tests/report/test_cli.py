@@ -123,6 +123,17 @@ def test_bad_arguments_are_one_line_errors_with_exit_2(
     assert message in err and len(err.strip().splitlines()) == 1, err
 
 
+def test_latest_of_an_empty_store_says_so(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    code, out, err = _run(capsys, "show", "latest", "--store", str(tmp_path))
+    assert code == 2 and out == ""
+    assert err.strip() == (
+        "themis show: error: run 'latest': no earlier run is recorded here; "
+        "`themis runs` lists the runs this store keeps"
+    )
+
+
 @pytest.mark.parametrize("command", ["runs", "show", "compare", "report", "export"])
 def test_help_of_each_subcommand(capsys: pytest.CaptureFixture[str], command: str) -> None:
     code, out, _ = _run(capsys, command, "--help")
