@@ -13,6 +13,7 @@ import warnings
 from typing import Any
 
 import pytest
+from support.polling import wait_for
 from support.s3_server import FAKE_ENV, FaultProxy, MotoServer
 from support.services import free_port
 from support.sweeps import demo_twice, rerun_from_store
@@ -475,10 +476,11 @@ def test_a_sigkilled_driver_leaves_only_intact_entries_and_the_rerun_resumes(
         [sys.executable, "-c", _KILLED_DRIVER, url, s3_server.endpoint], env=env
     )
     try:
-        deadline = time.monotonic() + 120
-        while len(_objects(s3_server.endpoint, s3_bucket)) < 12 and proc.poll() is None:
-            assert time.monotonic() < deadline, "the driver stored nothing"
-            time.sleep(0.1)
+        wait_for(
+            lambda: len(_objects(s3_server.endpoint, s3_bucket)) >= 12 or proc.poll() is not None,
+            120,
+            "the driver storing 12 objects",
+        )
     finally:
         proc.kill()
         proc.wait()
