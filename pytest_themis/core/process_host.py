@@ -1,12 +1,13 @@
 """Child interpreters that host worker processes: start them, talk to them, stop them.
 
-The parent starts ``python -c <boot> <target> <fds> <args…>`` with this package importable, in
-a process group of its own, and one :class:`Channel` (two pipes carrying length-prefixed
-pickles) per worker the child will host. The child runs ``target(channels, *args)`` with its
-stdout sent to stderr, so a library's prints never reach a channel. A child exits when its
-input ends (the parent hung up or died); :func:`exit_if_orphaned` covers a long import, when
-nothing reads the input yet. :meth:`ChildProcess.close` hangs up, allows a grace period, then
-kills the child's whole process group (it and every process it forked) and reaps it.
+The parent starts ``python -c <boot> <root> <target> <fds> <args…>`` (``root``: where this
+package lives, so the child imports the same copy) in a process group of its own, with one
+:class:`Channel` (two pipes carrying length-prefixed pickles) per worker the child will host.
+The child runs ``target(channels, *args)`` with its stdout sent to stderr, so a library's
+prints never reach a channel. A child exits when its input ends (the parent hung up or died);
+:func:`exit_if_orphaned` covers a long import, when nothing reads the input yet.
+:meth:`ChildProcess.close` hangs up, allows a grace period, then kills the child's whole
+process group (it and every process it forked) and reaps it.
 
 POSIX only.
 """
@@ -32,9 +33,11 @@ __all__ = ["Channel", "ChildProcess", "child_main", "exit_if_orphaned", "fork_pe
 _HEADER = struct.Struct("!I")
 _CHUNK = 1 << 16
 _PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])
+#: Puts this package's root first on the child's path only when it is missing (the root of an
+#: installed package, site-packages, must not move ahead of the standard library).
 _BOOT = (
-    "import sys; from pytest_themis.core.process_host import child_main; "
-    "sys.exit(child_main(sys.argv[1:]))"
+    "import sys; root = sys.argv[1]; root in sys.path or sys.path.insert(0, root); "
+    "from pytest_themis.core.process_host import child_main; sys.exit(child_main(sys.argv[2:]))"
 )
 
 
@@ -168,16 +171,11 @@ class ChildProcess:
             from_read, from_write = os.pipe()
             ours.append(Channel(from_read, to_write))
             theirs += [to_read, from_write]
-        env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join(
-            p for p in (_PACKAGE_ROOT, env.get("PYTHONPATH", "")) if p
-        )
         fds = ",".join(map(str, theirs))
         try:
             self.process = subprocess.Popen(
-                [sys.executable, "-c", _BOOT, target, fds, *args],
+                [sys.executable, "-c", _BOOT, _PACKAGE_ROOT, target, fds, *args],
                 stdin=subprocess.DEVNULL,
-                env=env,
                 pass_fds=theirs,
                 start_new_session=True,  # its own process group: one killpg stops all it forked
             )
