@@ -24,7 +24,7 @@ import struct
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +52,7 @@ class Channel:
         self._read_fd = read_fd
         self._write_fd = write_fd
         self._buffer = bytearray()
+        self._start = 0  # where the unread part of the buffer begins
         self._send_lock = threading.Lock()
         self._state = threading.Lock()
         self._reading = False
@@ -66,12 +67,15 @@ class Channel:
     def send(self, obj: Any) -> None:
         """Send one message; ``OSError`` when the other side has gone or this end is closed."""
         data = pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
-        view = memoryview(_HEADER.pack(len(data)) + data)
+        frame = _HEADER.pack(len(data)) + data
         with self._send_lock:
             if self._write_fd is None:
                 raise BrokenPipeError("this channel's sending end is closed")
-            while view:
-                view = view[os.write(self._write_fd, view) :]
+            written = os.write(self._write_fd, frame)
+            if written < len(frame):  # larger than the pipe had room for
+                with memoryview(frame) as view:
+                    while written < len(frame):
+                        written += os.write(self._write_fd, view[written:])
 
     @property
     def send_closed(self) -> bool:
@@ -88,57 +92,61 @@ class Channel:
 
     def recv(self) -> Any:
         """The next message (waiting for it), or ``None`` at the end of the stream."""
-        with self._state:
-            if self._read_fd is None:
-                return None
-            self._reading = True
-        frame: bytes | None = None
-        try:
-            frame = self._frame()
-        finally:
+        frame = self._buffered_frame()
+        if frame is None:
             with self._state:
-                self._reading = False
-                if frame is None or self._close_requested:
-                    self._close_recv()
+                if self._read_fd is None:
+                    return None
+                self._reading = True
+            try:
+                frame = self._read_frame()
+            finally:
+                with self._state:
+                    self._reading = False
+                    if frame is None or self._close_requested:
+                        self._close_recv()
         return None if frame is None else pickle.loads(frame)
 
     def poll(self, timeout: float | None = 0.0) -> bool:
         """Whether :meth:`recv` has something (a message or the end) within ``timeout`` s."""
         fd = self._read_fd
-        if fd is None or self._complete():
+        if fd is None or self._frame_size() is not None:
             return True
         poller = select.poll()
         poller.register(fd, select.POLLIN)
         return bool(poller.poll(None if timeout is None else max(0.0, timeout) * 1000))
 
-    def _complete(self) -> bool:
-        if len(self._buffer) < _HEADER.size:
-            return False
-        (size,) = _HEADER.unpack_from(self._buffer)
-        return len(self._buffer) >= _HEADER.size + size
+    def _frame_size(self) -> int | None:
+        """The size of the whole frame (header included) at the start of the buffer, if in it."""
+        if len(self._buffer) - self._start < _HEADER.size:
+            return None
+        (size,) = _HEADER.unpack_from(self._buffer, self._start)
+        size += _HEADER.size
+        return size if len(self._buffer) - self._start >= size else None
 
-    def _fill(self, size: int) -> bool:
-        """Read until the buffer holds ``size`` bytes; False at the end of the stream."""
+    def _buffered_frame(self) -> bytes | None:
+        size = self._frame_size()
+        if size is None:
+            return None
+        start, self._start = self._start, self._start + size
+        return bytes(self._buffer[start + _HEADER.size : start + size])
+
+    def _read_frame(self) -> bytes | None:
+        """Read until a whole frame is buffered; None at the end of the stream."""
         assert self._read_fd is not None
-        while len(self._buffer) < size:
+        del self._buffer[: self._start]  # what was consumed goes before more is read
+        self._start = 0
+        while (frame := self._buffered_frame()) is None:
+            missing = _HEADER.size - len(self._buffer)
+            if missing <= 0:
+                missing = _HEADER.unpack_from(self._buffer)[0] + _HEADER.size - len(self._buffer)
             try:
-                chunk = os.read(self._read_fd, max(_CHUNK, size - len(self._buffer)))
+                chunk = os.read(self._read_fd, max(_CHUNK, missing))
             except OSError:
-                return False
+                return None
             if not chunk:
-                return False
+                return None
             self._buffer += chunk
-        return True
-
-    def _frame(self) -> bytes | None:
-        if not self._fill(_HEADER.size):
-            return None
-        (size,) = _HEADER.unpack_from(self._buffer)
-        end = _HEADER.size + size
-        if not self._fill(end):
-            return None
-        frame = bytes(self._buffer[_HEADER.size : end])
-        del self._buffer[:end]
         return frame
 
     def _close_recv(self) -> None:
@@ -255,7 +263,7 @@ class ChildProcess:
         return self.process.wait()
 
 
-def _kill(kill: Any, pid: int) -> None:
+def _kill(kill: Callable[[int, int], None], pid: int) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         kill(pid, signal.SIGKILL)
 
