@@ -68,10 +68,18 @@ def test_channel_carries_messages_in_order_and_ends_with_none() -> None:
     with pytest.raises(BrokenPipeError):  # this end has hung up
         a.send("after hanging up")
     b.close()
-    with pytest.raises(BrokenPipeError):  # the reader has gone
+    with pytest.raises(BrokenPipeError):  # closed for sending too
         b.send("to nobody")
     a.close()
     assert a.fds() == b.fds() == ()
+
+
+def test_channel_reads_many_small_messages_from_one_read() -> None:
+    a, b = _pair()
+    for n in range(1000):  # about 12 kB: all in the pipe before the first read
+        a.send(n)
+    a.close()
+    assert [b.recv() for _ in range(1000)] == list(range(1000)) and b.recv() is None
 
 
 def test_sending_to_a_closed_reader_fails() -> None:
