@@ -13,9 +13,9 @@ caller's ``__main__`` (as ``spawn``/``forkserver`` children do), so scripts with
 ``if __name__ == "__main__":`` guard are safe.
 
 One stuck item costs one worker, not the pool: the host kills it, forks a replacement and
-reports the item as timed out. The host exits when the caller closes the pool or goes away
-(its stdin closes); the caller kills the host's whole process group if it ever stops answering.
-POSIX only.
+reports the item as timed out. The host is a :class:`~pytest_themis.core.process_host.ChildProcess`:
+it exits when the caller closes the pool or goes away (its input ends), and the caller kills its
+whole process group if it ever stops answering. POSIX only.
 """
 
 from __future__ import annotations
@@ -24,9 +24,6 @@ import importlib
 import math
 import multiprocessing
 import os
-import signal
-import subprocess
-import sys
 import threading
 import time
 import weakref
@@ -34,16 +31,13 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
-from pathlib import Path
 from typing import Any
+
+from ..core.process_host import Channel, ChildProcess, exit_if_orphaned
 
 __all__ = ["Outcome", "WorkerPool", "default_size", "host_main"]
 
-_BOOT = (
-    "import sys; from pytest_themis.evaluation._sandbox import host_main; "
-    "host_main(sys.argv[1], int(sys.argv[2]))"
-)
-_PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])
+_HOST = "the scoring worker host"
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,13 +57,12 @@ def default_size() -> int:
 # =========================================================================== inside the host
 
 
-def _worker_loop(conn: Connection, handler: Callable[[Any], Any], inherited: Sequence[int]) -> None:
+def _worker_loop(
+    conn: Connection, handler: Callable[[Any], Any], inherited: Sequence[Channel]
+) -> None:
     """Forked worker: answer ``(index, payload)`` requests until the host hangs up."""
-    for fd in inherited:  # the host's channel to the caller is none of our business
-        try:
-            os.close(fd)
-        except OSError:
-            pass
+    for channel in inherited:  # the host's channel to the caller is none of our business
+        channel.close()
     conn.send(("ready", None, None))
     while True:
         try:
@@ -92,7 +85,9 @@ def _worker_loop(conn: Connection, handler: Callable[[Any], Any], inherited: Seq
 class _Worker:
     __slots__ = ("process", "conn", "started", "ready")
 
-    def __init__(self, ctx: Any, handler: Callable[[Any], Any], inherited: Sequence[int]) -> None:
+    def __init__(
+        self, ctx: Any, handler: Callable[[Any], Any], inherited: Sequence[Channel]
+    ) -> None:
         parent_end, child_end = ctx.Pipe(duplex=True)
         self.process = ctx.Process(
             target=_worker_loop,
@@ -124,7 +119,7 @@ class _Scheduler:
         handler: Callable[[Any], Any],
         size: int,
         startup_timeout: float,
-        inherited: Sequence[int] = (),
+        inherited: Sequence[Channel] = (),
     ) -> None:
         self.ctx = multiprocessing.get_context("fork")
         self.inherited = tuple(inherited)
@@ -221,27 +216,20 @@ class _Scheduler:
         return [r if r is not None else Outcome("crashed", message="lost") for r in results]
 
 
-def host_main(handler_path: str, size: int, startup_timeout: float = 60.0) -> None:
-    """Entry point of the host process: serve ``("map", payloads, timeout)`` requests.
-
-    Requests arrive on fd 0 and answers leave on fd 1; both move to private descriptors first
-    so that stray prints from libraries go to stderr instead of corrupting the channel.
-    """
-    rx = Connection(os.dup(0), writable=False)
-    tx = Connection(os.dup(1), readable=False)
-    devnull = os.open(os.devnull, os.O_RDONLY)
-    os.dup2(devnull, 0)
-    os.dup2(2, 1)
+def host_main(
+    channels: list[Channel], handler_path: str, size: str, startup_timeout: float = 60.0
+) -> None:
+    """Entry of the host process: import the handler, then serve ``("map", payloads, timeout)``
+    requests on its one channel until the input ends."""
+    (channel,) = channels
     module_name, _, func_name = handler_path.partition(":")
-    handler = getattr(importlib.import_module(module_name), func_name)
-    scheduler = _Scheduler(handler, size, startup_timeout, (rx.fileno(), tx.fileno()))
+    with exit_if_orphaned():  # the caller may go away during a slow import
+        handler = getattr(importlib.import_module(module_name), func_name)
+    scheduler = _Scheduler(handler, int(size), startup_timeout, channels)
     try:
-        tx.send(("ready", None))
+        channel.send(("ready", None))
         while True:
-            try:
-                request = rx.recv()
-            except (EOFError, OSError, KeyboardInterrupt):
-                return
+            request = channel.recv()
             if request is None:
                 return
             _, payloads, timeout = request
@@ -252,7 +240,7 @@ def host_main(handler_path: str, size: int, startup_timeout: float = 60.0) -> No
                 )
             except Exception as exc:
                 reply = ("failed", f"{type(exc).__name__}: {exc}")
-            tx.send(reply)
+            channel.send(reply)
     except (OSError, KeyboardInterrupt):
         return
     finally:
@@ -262,74 +250,23 @@ def host_main(handler_path: str, size: int, startup_timeout: float = 60.0) -> No
 # =========================================================================== in the caller
 
 
-class _Host:
-    """The caller's handle on one host process."""
-
-    def __init__(self, handler: str, size: int) -> None:
-        env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join(
-            p for p in (_PACKAGE_ROOT, env.get("PYTHONPATH", "")) if p
-        )
-        self.process = subprocess.Popen(
-            [sys.executable, "-c", _BOOT, handler, str(size)],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            env=env,
-            close_fds=True,
-            start_new_session=True,  # its own process group: one killpg stops host + workers
-        )
-        assert self.process.stdin is not None and self.process.stdout is not None
-        self.tx = Connection(os.dup(self.process.stdin.fileno()), readable=False)
-        self.rx = Connection(os.dup(self.process.stdout.fileno()), writable=False)
-        self.process.stdin.close()
-        self.process.stdout.close()
-        self.ready = False
-
-    def wait_ready(self, timeout: float) -> None:
-        if self.ready:
-            return
-        if not self.rx.poll(timeout):
-            raise RuntimeError(f"the scoring worker host did not start within {timeout:g}s")
-        try:
-            self.rx.recv()
-        except EOFError:
-            code = self.process.wait()
-            raise RuntimeError(
-                f"the scoring worker host exited while starting (code {code}); see stderr"
-            ) from None
-        self.ready = True
-
-    def request(self, payloads: list[Any], timeout: float, deadline: float) -> Any:
-        self.tx.send(("map", payloads, timeout))
-        if not self.rx.poll(max(0.0, deadline - time.monotonic())):
-            raise TimeoutError("the scoring worker host stopped answering")
-        return self.rx.recv()
-
-    def close(self, force: bool = False) -> None:
-        if not force:
-            try:
-                self.tx.send(None)
-            except OSError:
-                pass
-        for conn in (self.tx, self.rx):
-            try:
-                conn.close()
-            except OSError:
-                pass
-        if not force:
-            try:
-                self.process.wait(5.0)
-                return
-            except subprocess.TimeoutExpired:
-                pass
-        try:
-            os.killpg(self.process.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
-        self.process.wait()
+def _start_host(handler: str, size: int) -> ChildProcess:
+    return ChildProcess(f"{__name__}:host_main", [handler, str(size)])
 
 
-def _shutdown(hosts: list[_Host]) -> None:
+def _request(host: ChildProcess, payloads: list[Any], timeout: float, deadline: float) -> Any:
+    """Send one ``map`` request and wait for its answer until ``deadline``."""
+    (channel,) = host.channels
+    channel.send(("map", payloads, timeout))
+    if not channel.poll(max(0.0, deadline - time.monotonic())):
+        raise TimeoutError(f"{_HOST} stopped answering")
+    reply = channel.recv()
+    if reply is None:
+        raise EOFError(f"{_HOST} exited")
+    return reply
+
+
+def _shutdown(hosts: list[ChildProcess]) -> None:
     while hosts:
         hosts.pop().close()
 
@@ -349,7 +286,7 @@ class WorkerPool:
         self.size = max(1, int(size))
         self.startup_timeout = startup_timeout
         self.restarts = 0
-        self._hosts: list[_Host] = []  # zero or one; a list so the finalizer sees updates
+        self._hosts: list[ChildProcess] = []  # zero or one; a list so the finalizer sees updates
         self._lock = threading.Lock()
         self._closed = False
         self._finalizer = weakref.finalize(self, _shutdown, self._hosts)
@@ -360,25 +297,25 @@ class WorkerPool:
 
     @property
     def host_pid(self) -> int | None:
-        return self._hosts[0].process.pid if self._hosts else None
+        return self._hosts[0].pid if self._hosts else None
 
     def start(self) -> None:
         """Start the host now (instead of on the first :meth:`map`) and wait until it is ready."""
         with self._lock:
-            self._host().wait_ready(self.startup_timeout)
+            self._host().wait_ready(self.startup_timeout, _HOST)
 
     def launch(self) -> None:
         """Start the host in the background without waiting; the first :meth:`map` waits."""
         with self._lock:
             self._host()
 
-    def _host(self) -> _Host:
+    def _host(self) -> ChildProcess:
         if self._closed:
             raise RuntimeError("the worker pool was closed; create a new one")
-        if self._hosts and self._hosts[0].process.poll() is not None:
-            self._hosts.pop().close(force=True)
+        if self._hosts and not self._hosts[0].alive:
+            self._hosts.pop().close(grace=0)
         if not self._hosts:
-            self._hosts.append(_Host(self.handler, self.size))
+            self._hosts.append(_start_host(self.handler, self.size))
         return self._hosts[0]
 
     def map(self, payloads: Sequence[Any], timeout: float) -> list[Outcome]:
@@ -388,14 +325,14 @@ class WorkerPool:
         items = list(payloads)
         with self._lock:
             host = self._host()
-            host.wait_ready(self.startup_timeout)
+            host.wait_ready(self.startup_timeout, _HOST)
             rounds = math.ceil(len(items) / self.size)
             deadline = time.monotonic() + rounds * (timeout + 1.0) + self.startup_timeout
             try:
-                status, body = host.request(items, float(timeout), deadline)
+                status, body = _request(host, items, float(timeout), deadline)
             except (OSError, EOFError, TimeoutError) as exc:
                 self._hosts.remove(host)
-                host.close(force=True)
+                host.close(grace=0)
                 return [Outcome("crashed", message=f"worker host failed: {exc}")] * len(items)
             if status != "done":
                 raise RuntimeError(f"the scoring worker host failed: {body}")

@@ -1,27 +1,22 @@
 """Generation worker processes: spread provider-client CPU over several cores.
 
-A worker is ``python -m pytest_themis.generation._worker``; it reads task batches from its input
-pipe and writes one message per finished record to its output pipe, running a
-:class:`~.kernel.GenerationKernel` (retries, Retry-After, limits) on its own event loop. The
-parent keeps the cache, scoring and budget. Messages are the small dataclasses below, sent as
-length-prefixed pickles on private pipes between a parent and the children it started.
+Workers are hosted by a :class:`~pytest_themis.core.process_host.ChildProcess` running
+:func:`main`; each reads task batches from its channel and answers one message per finished
+record, running a :class:`~.kernel.GenerationKernel` (retries, Retry-After, limits) on its own
+event loop. The parent keeps the cache, scoring and budget. Messages are the small dataclasses
+below, sent over the channel between a parent and the children it started.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
-import pickle
-import signal
-import struct
-import sys
 import threading
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import IO, Any
 
 from ..core.entities import GenerationError, GenerationRecord, GenerationTask, TokenUsage
+from ..core.process_host import Channel, exit_if_orphaned, fork_per_channel
 from .kernel import RunSettings
 
 __all__ = [
@@ -34,11 +29,8 @@ __all__ = [
     "TaskBatch",
     "TaskFeed",
     "WorkerGone",
-    "read_message",
-    "write_message",
+    "main",
 ]
-
-_HEADER = struct.Struct("!I")
 
 
 # -- parent → worker ---------------------------------------------------------------------------
@@ -139,24 +131,6 @@ class WorkerGone:
 WorkerMessage = Ready | RecordDone | RateLimited | RunDone | WorkerGone
 
 
-def write_message(stream: IO[bytes], obj: Any) -> None:
-    data = pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
-    stream.write(_HEADER.pack(len(data)) + data)
-    stream.flush()
-
-
-def read_message(stream: IO[bytes]) -> Any:
-    """The next message, or None at end of stream (the other side has gone)."""
-    header = stream.read(_HEADER.size)
-    if len(header) < _HEADER.size:
-        return None
-    (size,) = _HEADER.unpack(header)
-    data = stream.read(size)
-    if len(data) < size:
-        return None
-    return pickle.loads(data)
-
-
 class TaskFeed:
     """``(index, task)`` batches in, tasks out to a kernel; records map back to their index."""
 
@@ -177,66 +151,24 @@ class TaskFeed:
         return RecordDone.of(self._index_of.pop(id(record.task)), record)
 
 
-@contextlib.contextmanager
-def _exit_if_orphaned(every: float = 0.2) -> Iterator[None]:
-    """While the block runs, exit at once if the parent process goes away.
+def main(channels: list[Channel]) -> int:
+    """Import litellm once, fork one worker per channel, serve until the input ends.
 
-    Later the input pipe tells (end of input); during a long import nothing reads it. The
-    watcher is stopped and joined before the block ends, so the process forks single-threaded.
+    The entry of the :class:`~pytest_themis.core.process_host.ChildProcess` that hosts workers.
     """
-    parent = os.getppid()
-    done = threading.Event()
-
-    def watch() -> None:
-        while not done.wait(every):
-            if os.getppid() != parent:
-                os._exit(0)
-
-    watcher = threading.Thread(target=watch, name="themis-orphan-watch", daemon=True)
-    watcher.start()
-    try:
-        yield
-    finally:
-        done.set()
-        watcher.join()
-
-
-def main(argv: list[str]) -> int:
-    """Import litellm once, fork one worker per pipe pair in ``argv[0]``, serve until EOF.
-
-    ``argv[0]`` lists file descriptors ``in0,out0,in1,out1,…`` opened by the parent.
-    """
-    os.dup2(2, 1)  # anything a client library prints goes to stderr, never into our messages
-    sys.stdout = sys.stderr
-    fds = [int(fd) for fd in argv[0].split(",")]
-    pairs = list(zip(fds[0::2], fds[1::2], strict=True))
     # A private name of the provider module (its owner keeps it private; one call site).
     from ..providers.litellm_provider import import_litellm
 
-    with _exit_if_orphaned():  # the import takes seconds; a parent killed meanwhile ends us
+    with exit_if_orphaned():  # the import takes seconds; a parent killed meanwhile ends us
         litellm = import_litellm()  # pay the import once, before forking and saying ready
     # This process is ours alone, so its litellm may stay quiet: no banner per retried error.
     litellm.suppress_debug_info = True  # type: ignore[attr-defined]
-    signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # forked siblings are reaped automatically
-    mine = pairs[0]
-    for pair in pairs[1:]:
-        if os.fork() == 0:
-            mine = pair
-            break
-    for pair in pairs:
-        if pair != mine:
-            os.close(pair[0])
-            os.close(pair[1])
-    return serve(os.fdopen(mine[0], "rb"), os.fdopen(mine[1], "wb"))
+    return serve(fork_per_channel(channels))
 
 
-def serve(frames_in: IO[bytes], frames_out: IO[bytes]) -> int:
+def serve(channel: Channel) -> int:
     """Serve runs until input ends: :class:`StartRun`, :class:`TaskBatch` es, :class:`EndRun`."""
-    write_lock = threading.Lock()
-
-    def send(obj: Any) -> None:
-        with write_lock:
-            write_message(frames_out, obj)
+    send = channel.send
 
     from .kernel import GenerationKernel
     from .router import ProviderRouter
@@ -246,7 +178,7 @@ def serve(frames_in: IO[bytes], frames_out: IO[bytes]) -> int:
     routers: dict[str | None, ProviderRouter] = {}  # one per client choice, kept across runs
     try:
         while True:
-            start = read_message(frames_in)
+            start = channel.recv()
             if not isinstance(start, StartRun):
                 return 0
             router = routers.get(start.client)
@@ -257,7 +189,7 @@ def serve(frames_in: IO[bytes], frames_out: IO[bytes]) -> int:
 
             def pump(feed: TaskFeed = feed) -> None:
                 while True:
-                    message = read_message(frames_in)
+                    message = channel.recv()
                     if message is None:
                         # The parent is gone (killed?): stop at once, send nothing more.
                         os._exit(0)
@@ -286,11 +218,4 @@ def serve(frames_in: IO[bytes], frames_out: IO[bytes]) -> int:
     finally:
         for router in routers.values():
             router.close()  # connection pools of the native client, on this (idle) loop
-        frames_out.close()
-
-
-if __name__ == "__main__":
-    # Run the imported module's main, so messages pickle as ``_worker.X``, not ``__main__.X``.
-    import importlib
-
-    sys.exit(importlib.import_module("pytest_themis.generation._worker").main(sys.argv[1:]))
+        channel.close()

@@ -15,14 +15,13 @@ import atexit
 import concurrent.futures
 import os
 import queue
-import subprocess
-import sys
 import threading
 from collections import deque
 from collections.abc import Iterable, Iterator
 from typing import Any
 
 from ..core.entities import GenerationRecord, GenerationTask
+from ..core.process_host import Channel, ChildProcess
 from ._worker import (
     EndRun,
     RateLimited,
@@ -33,8 +32,6 @@ from ._worker import (
     TaskBatch,
     TaskFeed,
     WorkerGone,
-    read_message,
-    write_message,
 )
 from .kernel import END, Budget, GenerationKernel, crash, drain, shared_loop, take_available
 from .retry import AimdWindow
@@ -62,7 +59,7 @@ class _Worker:
     worker never holds requests back.
     """
 
-    def __init__(self, to_worker: int, from_worker: int, proc: subprocess.Popen[bytes]) -> None:
+    def __init__(self, host: ChildProcess, channel: Channel) -> None:
         self.cap = 0
         self.window = 0
         self.outstanding: dict[int, GenerationTask] = {}
@@ -72,18 +69,16 @@ class _Worker:
         self._run_done = threading.Event()
         self._eof = False
         self._out: queue.SimpleQueue[Any] | None = None
-        self.proc = proc
-        self._stdin = os.fdopen(to_worker, "wb")
-        stdout = os.fdopen(from_worker, "rb")
-        threading.Thread(
-            target=self._read, args=(stdout,), name="themis-worker-reader", daemon=True
-        ).start()
+        self.host = host
+        self.channel = channel
+        threading.Thread(target=self._read, name="themis-worker-reader", daemon=True).start()
 
-    def _read(self, stdout: Any) -> None:
+    def _read(self) -> None:
         while True:
-            message = read_message(stdout)
+            message = self.channel.recv()
             if message is None:
                 self._eof = True
+                self.host.release(self.channel)  # the last of its siblings to go reaps the host
                 message = WorkerGone()
             if isinstance(message, Ready):
                 self.pid = message.pid
@@ -108,8 +103,8 @@ class _Worker:
         self._out = out
         self._run_done.clear()
         try:
-            write_message(self._stdin, start)
-        except (OSError, ValueError):  # died in the pool; its reader reports it
+            self.channel.send(start)
+        except OSError:  # died in the pool; its reader reports it
             return
         if self.is_ready.is_set():
             self.ready()
@@ -124,15 +119,15 @@ class _Worker:
     def send(self, batch: list[tuple[int, GenerationTask]]) -> None:
         self.outstanding.update(batch)
         try:
-            write_message(self._stdin, TaskBatch([(i, _light(t)) for i, t in batch]))
-        except (OSError, ValueError):  # the worker is gone; its reader reports it
+            self.channel.send(TaskBatch([(i, _light(t)) for i, t in batch]))
+        except OSError:  # the worker is gone; its reader reports it
             pass
 
     def finish(self) -> None:
         """End the current run (the worker answers :class:`RunDone` when its last is out)."""
         try:
-            write_message(self._stdin, EndRun())
-        except (OSError, ValueError):  # the worker is gone
+            self.channel.send(EndRun())
+        except OSError:  # the worker is gone
             pass
 
     def stop(self) -> None:
@@ -143,44 +138,31 @@ class _Worker:
         self.window = 0
 
     def kill(self) -> None:
-        """Close the worker's input (it exits on end of input) and, failing that, end it.
+        """Hang up (a worker exits at the end of its input) and, failing that, end it.
 
         A worker still importing its client library (not ready: a session that needed no
-        request, e.g. a fully cached rerun) is ended at once instead of being waited for.
+        request, e.g. a fully cached rerun) is ended at once instead of being waited for; no
+        sibling is forked yet, so that ends its whole host.
         """
-        try:
-            self._stdin.close()
-        except OSError:
-            pass
         self._eof = True
-        if self.proc.poll() is not None:
-            return
-        if not self.is_ready.is_set() or not self._run_done.wait(timeout=2):
-            self.proc.kill()
+        self.channel.close_send()
+        if not self.is_ready.is_set():
+            self.host.kill_group()
+        elif not self._run_done.wait(timeout=2) and self.pid is not None:
+            self.host.kill_member(self.pid)
+        self.host.release(self.channel)
 
 
 def _spawn(count: int) -> list[_Worker]:
     """Start ``count`` workers for the price of one import.
 
     One process imports litellm and then forks the others (it is single-threaded at that
-    point, so forking is safe); each worker gets its own pair of pipes created here.
+    point, so forking is safe); each worker has its own channel.
     """
     if count <= 0:
         return []
-    ours: list[tuple[int, int]] = []
-    theirs: list[int] = []
-    for _ in range(count):
-        to_r, to_w = os.pipe()
-        from_r, from_w = os.pipe()
-        ours.append((to_w, from_r))
-        theirs += [to_r, from_w]
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "pytest_themis.generation._worker", ",".join(map(str, theirs))],
-        pass_fds=theirs,
-    )
-    for fd in theirs:
-        os.close(fd)
-    return [_Worker(to_w, from_r, proc) for to_w, from_r in ours]
+    host = ChildProcess(f"{__package__}._worker:main", channels=count)
+    return [_Worker(host, channel) for channel in host.channels]
 
 
 _POOL: list[_Worker] = []
