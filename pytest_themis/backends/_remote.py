@@ -20,10 +20,12 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from ..core.defaults import AUTO_PARALLEL_CEILING
 from ..core.entities import GenerationRecord, GenerationTask
 from ..generation.executors import TaskExecutor
 from ..generation.kernel import BatchResult, GenerationKernel, RunSettings
 from ..generation.retry import AimdWindow
+from ..generation.router import default_executor
 from .execution import ExecutionBackend, ExecutionJob
 
 __all__ = [
@@ -34,8 +36,6 @@ __all__ = [
     "run_task_batch",
 ]
 
-#: Upper bound of an adaptive (``max_parallel="auto"``) window across the cluster.
-AUTO_CEILING = 256
 #: Kernels a worker process keeps (one per recent job).
 _KEPT_KERNELS = 4
 
@@ -44,8 +44,9 @@ _KEPT_KERNELS = 4
 class WorkerJob:
     """Everything a remote worker needs to build its kernel; picklable.
 
-    ``executor`` None means the default :class:`~pytest_themis.generation.router.ProviderRouter`,
-    built in the worker (which then imports its own provider libraries, once).
+    ``executor`` None means the default executor for ``settings.client``
+    (:func:`~pytest_themis.generation.router.default_executor`), built in the worker (which then
+    imports its own provider libraries, once).
     """
 
     job_id: str
@@ -63,9 +64,7 @@ def _kernel_for(job: WorkerJob) -> GenerationKernel:
         if kernel is None:
             executor = job.executor
             if executor is None:
-                from ..generation.router import ProviderRouter
-
-                executor = ProviderRouter()
+                executor = default_executor(job.settings.client)
             kernel = GenerationKernel(executor, job.settings)
             _KERNELS[job.job_id] = kernel
             while len(_KERNELS) > _KEPT_KERNELS:
@@ -131,7 +130,7 @@ class _Window:
 
     def __init__(self, settings: RunSettings) -> None:
         self.fixed = settings.fixed_limit
-        self.aimd = AimdWindow(maximum=AUTO_CEILING) if self.fixed is None else None
+        self.aimd = AimdWindow(maximum=AUTO_PARALLEL_CEILING) if self.fixed is None else None
 
     @property
     def limit(self) -> int:
@@ -191,9 +190,6 @@ class RemoteExecutionBackend(ExecutionBackend):
     def open(self) -> None:
         if not self.workers:
             self.workers = max(1, self.adapter.start())
-
-    def map_unordered(self, fn: Any, items: Any, *, max_in_flight: int) -> Iterator[Any]:
-        raise NotImplementedError(f"{type(self).__name__} runs whole jobs; use run()")
 
     def run(self, job: ExecutionJob) -> Iterator[list[GenerationRecord]]:
         self.open()
