@@ -32,6 +32,7 @@ __all__ = [
     "END",
     "BatchResult",
     "Budget",
+    "Cancellation",
     "GenerationKernel",
     "Limiter",
     "RunSettings",
@@ -139,6 +140,38 @@ class BatchResult:
 
     records: list[GenerationRecord] = field(default_factory=list)
     rate_limited: int = 0
+
+
+class Cancellation:
+    """Cancels the batches run under it (:meth:`GenerationKernel.run_batch`), now and later.
+
+    Thread-safe: a remote worker cancels a run's batches from another thread when the driver
+    has stopped reading the run's records.
+    """
+
+    def __init__(self) -> None:
+        self.cancelled = False
+        self._running: set[concurrent.futures.Future[Any]] = set()
+        self._lock = threading.Lock()
+
+    def cancel(self) -> None:
+        with self._lock:
+            self.cancelled = True
+            running, self._running = self._running, set()
+        for future in running:
+            future.cancel()
+
+    def add(self, future: concurrent.futures.Future[Any]) -> None:
+        """Cancel ``future`` with the others (at once, when already cancelled)."""
+        with self._lock:
+            if not self.cancelled:
+                self._running.add(future)
+                return
+        future.cancel()
+
+    def discard(self, future: concurrent.futures.Future[Any]) -> None:
+        with self._lock:
+            self._running.discard(future)
 
 
 _LOOP: asyncio.AbstractEventLoop | None = None
@@ -369,11 +402,19 @@ class GenerationKernel:
 
     # -- sync entry points --------------------------------------------------------------------
 
-    def run_batch(self, tasks: list[GenerationTask], *, limit: int | None = None) -> BatchResult:
+    def run_batch(
+        self,
+        tasks: list[GenerationTask],
+        *,
+        limit: int | None = None,
+        cancellation: Cancellation | None = None,
+    ) -> BatchResult:
         """Run one batch on this process's shared event loop and wait for all of it.
 
         What a remote worker calls. ``limit`` caps the batch's concurrency (default: the
         settings' fixed cap, or the batch size for ``"auto"``, whose window the caller keeps).
+        Once ``cancellation`` is cancelled, the batch's requests are cancelled and the records
+        finished so far are returned.
         """
         result = BatchResult()
         if not tasks:
@@ -389,11 +430,19 @@ class GenerationKernel:
             ),
             shared_loop(),
         )
+        if cancellation is not None:
+            cancellation.add(future)
         try:
             future.result()
+        except concurrent.futures.CancelledError:
+            if cancellation is None or not cancellation.cancelled:
+                raise
         except BaseException:
             future.cancel()
             raise
+        finally:
+            if cancellation is not None:
+                cancellation.discard(future)
         return result
 
     def stream(
