@@ -35,7 +35,8 @@ class GenerationRunner:
       :class:`WorkerProcessExecutionBackend` when worker processes pay (``processes``); pass
       ``execution_backend`` to run the requests elsewhere (Ray, Dask, …).
     - ``client`` is the HTTP client of litellm models for the default router (``auto``,
-      ``litellm``, ``native``; see :mod:`pytest_themis.providers.clients`) — transport only.
+      ``litellm``, ``native``; see :mod:`pytest_themis.providers.clients`) — transport only; a
+      router passed as ``executor`` keeps its own. Worker processes, Ray and Dask use it too.
     """
 
     def __init__(
