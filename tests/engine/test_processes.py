@@ -9,6 +9,7 @@ import time
 import pytest
 from support.services import free_port
 
+from pytest_themis.backends import WorkerProcessExecutionBackend
 from pytest_themis.core.entities import ModelSpec, SamplingConfig
 from pytest_themis.errors import ConfigurationError
 from pytest_themis.evaluation.extractors import RegexExtractor
@@ -127,6 +128,7 @@ def test_pool_workers_follow_the_runs_client_and_fail_fast():
         tasks = list(plan.iter_tasks(plan.prepare(ROWS[:rows]), plan.cells))
         runner = GenerationRunner(client=client, processes=2, max_parallel=4)
         records = [r for batch in runner.run_batches(tasks) for r in batch]
+        assert isinstance(runner.last_backend, WorkerProcessExecutionBackend)
         assert len(records) == rows and runner.records_from_workers == rows
         return records, runner
 
