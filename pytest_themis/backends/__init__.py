@@ -14,6 +14,7 @@ from .execution import (
     LocalExecutionBackend,
     SequentialExecutionBackend,
 )
+from .local import InProcessExecutionBackend, WorkerProcessExecutionBackend
 from .storage import StorageBackend
 
 if TYPE_CHECKING:
@@ -24,16 +25,19 @@ __all__ = [
     "DaskExecutionBackend",
     "ExecutionBackend",
     "ExecutionJob",
+    "InProcessExecutionBackend",
     "LocalExecutionBackend",
     "RayExecutionBackend",
     "SequentialExecutionBackend",
     "StorageBackend",
+    "WorkerProcessExecutionBackend",
     "resolve_execution_backend",
 ]
 
 
 def resolve_execution_backend(spec: str | ExecutionBackend | None) -> ExecutionBackend | None:
-    """The backend named by ``spec`` (None: the runner's default engine).
+    """The backend named by ``spec`` (None: the runner's default engine, which picks
+    :class:`InProcessExecutionBackend` or :class:`WorkerProcessExecutionBackend` per run).
 
     ``"ray"`` starts a local Ray instance; ``"ray://host:port"`` (Ray client) and
     ``"ray:host:port"`` (a head node's address) join a cluster; ``"dask://host:port"``

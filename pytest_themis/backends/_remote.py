@@ -6,7 +6,8 @@ wait for some, fetch a result. :class:`RemoteExecutionBackend` keeps the rules: 
 ``"auto"`` is one AIMD window fed by the workers' 429 counts), batches are small so every worker
 has about two in flight, records are yielded as batches finish, a batch whose worker died is
 resubmitted (each task yields exactly one record), and the budget is checked before each
-submission (tasks not sent become budget records).
+submission (tasks not sent become budget records). A run stopped early (its record stream
+closed, Ctrl-C) cancels its batches on the workers, so they send no more of its requests.
 """
 
 from __future__ import annotations
@@ -20,10 +21,12 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from ..core.defaults import AUTO_PARALLEL_CEILING
 from ..core.entities import GenerationRecord, GenerationTask
 from ..generation.executors import TaskExecutor
-from ..generation.kernel import BatchResult, GenerationKernel, RunSettings
+from ..generation.kernel import BatchResult, Cancellation, GenerationKernel, RunSettings
 from ..generation.retry import AimdWindow
+from ..generation.router import default_executor
 from .execution import ExecutionBackend, ExecutionJob
 
 __all__ = [
@@ -31,21 +34,21 @@ __all__ = [
     "RemoteExecutionBackend",
     "WorkerJob",
     "WorkerLost",
+    "cancel_run",
     "run_task_batch",
 ]
 
-#: Upper bound of an adaptive (``max_parallel="auto"``) window across the cluster.
-AUTO_CEILING = 256
-#: Kernels a worker process keeps (one per recent job).
-_KEPT_KERNELS = 4
+#: Runs a worker process remembers (kernel and cancellation of each recent job).
+_KEPT_RUNS = 4
 
 
 @dataclass(frozen=True)
 class WorkerJob:
     """Everything a remote worker needs to build its kernel; picklable.
 
-    ``executor`` None means the default :class:`~pytest_themis.generation.router.ProviderRouter`,
-    built in the worker (which then imports its own provider libraries, once).
+    ``executor`` None means the default executor for ``settings.client``
+    (:func:`~pytest_themis.generation.router.default_executor`), built in the worker (which then
+    imports its own provider libraries, once).
     """
 
     job_id: str
@@ -53,31 +56,48 @@ class WorkerJob:
     settings: RunSettings
 
 
-_KERNELS: OrderedDict[str, GenerationKernel] = OrderedDict()
-_KERNELS_LOCK = threading.Lock()
+class _WorkerRun:
+    """One run as a worker process sees it: its kernel (built on its first batch) and the
+    cancellation the driver triggers when it stops reading the run's records."""
+
+    def __init__(self) -> None:
+        self.kernel: GenerationKernel | None = None
+        self.cancellation = Cancellation()
 
 
-def _kernel_for(job: WorkerJob) -> GenerationKernel:
-    with _KERNELS_LOCK:
-        kernel = _KERNELS.get(job.job_id)
-        if kernel is None:
-            executor = job.executor
-            if executor is None:
-                from ..generation.router import ProviderRouter
+_RUNS: OrderedDict[str, _WorkerRun] = OrderedDict()
+_RUNS_LOCK = threading.Lock()
 
-                executor = ProviderRouter()
-            kernel = GenerationKernel(executor, job.settings)
-            _KERNELS[job.job_id] = kernel
-            while len(_KERNELS) > _KEPT_KERNELS:
-                _KERNELS.popitem(last=False)
+
+def _run_for(job_id: str) -> _WorkerRun:
+    with _RUNS_LOCK:
+        run = _RUNS.get(job_id)
+        if run is None:
+            run = _RUNS[job_id] = _WorkerRun()
+            while len(_RUNS) > _KEPT_RUNS:
+                _RUNS.popitem(last=False)
         else:
-            _KERNELS.move_to_end(job.job_id)
-        return kernel
+            _RUNS.move_to_end(job_id)
+        return run
 
 
 def run_task_batch(job: WorkerJob, batch: list[GenerationTask]) -> BatchResult:
-    """Worker side: get-or-create this process's kernel for ``job.job_id``, run the batch."""
-    return _kernel_for(job).run_batch(batch)
+    """Worker side: get-or-create this process's kernel for ``job.job_id``, run the batch
+    (nothing, once the run is cancelled)."""
+    run = _run_for(job.job_id)
+    with _RUNS_LOCK:
+        if run.kernel is None:
+            executor = job.executor
+            if executor is None:
+                executor = default_executor(job.settings.client)
+            run.kernel = GenerationKernel(executor, job.settings)
+        kernel = run.kernel
+    return kernel.run_batch(batch, cancellation=run.cancellation)
+
+
+def cancel_run(job_id: str) -> None:
+    """Worker side: cancel the run's batches in this process, running and still to come."""
+    _run_for(job_id).cancellation.cancel()
 
 
 class WorkerLost(Exception):
@@ -101,6 +121,11 @@ class EngineAdapter(Protocol):
 
     def result(self, handle: Any) -> BatchResult:
         """The finished batch's result; raises :class:`WorkerLost` if its worker died."""
+        ...
+
+    def cancel(self, job_id: str, handles: Sequence[Any]) -> None:
+        """The driver stopped reading: drop ``handles`` and have every worker
+        :func:`cancel_run` ``job_id``, so no more of its requests are sent."""
         ...
 
     def shutdown(self) -> None: ...
@@ -131,7 +156,7 @@ class _Window:
 
     def __init__(self, settings: RunSettings) -> None:
         self.fixed = settings.fixed_limit
-        self.aimd = AimdWindow(maximum=AUTO_CEILING) if self.fixed is None else None
+        self.aimd = AimdWindow(maximum=AUTO_PARALLEL_CEILING) if self.fixed is None else None
 
     @property
     def limit(self) -> int:
@@ -192,9 +217,6 @@ class RemoteExecutionBackend(ExecutionBackend):
         if not self.workers:
             self.workers = max(1, self.adapter.start())
 
-    def map_unordered(self, fn: Any, items: Any, *, max_in_flight: int) -> Iterator[Any]:
-        raise NotImplementedError(f"{type(self).__name__} runs whole jobs; use run()")
-
     def run(self, job: ExecutionJob) -> Iterator[list[GenerationRecord]]:
         self.open()
         worker_job = WorkerJob(uuid.uuid4().hex, job.executor, job.settings)
@@ -202,26 +224,49 @@ class RemoteExecutionBackend(ExecutionBackend):
         source = _Source(job.tasks)
         requeued: deque[list[GenerationTask]] = deque()
         in_flight: dict[Any, list[GenerationTask]] = {}
-        while True:
-            refused: list[GenerationRecord] = []
-            sent = sum(len(b) for b in in_flight.values())
+        try:
             while True:
-                room = window.limit - sent
-                batch = self._next_batch(requeued, source, room, window.limit, job, len(in_flight))
-                if batch is None:
-                    break
-                if job.budget.exhausted:
-                    refused.extend(job.budget.record(t) for t in batch)
+                refused = self._submit(worker_job, in_flight, requeued, source, window, job)
+                if refused:
+                    yield refused
+                if not in_flight:
+                    if source.exhausted and not requeued:
+                        return
                     continue
-                in_flight[self.adapter.submit(worker_job, [_light(t) for t in batch])] = batch
-                sent += len(batch)
-            if refused:
-                yield refused
-            if not in_flight:
-                if source.exhausted and not requeued:
-                    return
+                yield from self._collect(in_flight, requeued, window, job)
+        finally:
+            if in_flight:  # stopped early (closed stream, Ctrl-C, error): stop the workers too
+                self._cancel(worker_job.job_id, list(in_flight))
+
+    def _submit(
+        self,
+        worker_job: WorkerJob,
+        in_flight: dict[Any, list[GenerationTask]],
+        requeued: deque[list[GenerationTask]],
+        source: _Source,
+        window: _Window,
+        job: ExecutionJob,
+    ) -> list[GenerationRecord]:
+        """Submit batches while the window has room; return the budget records of tasks
+        refused because the budget is spent."""
+        refused: list[GenerationRecord] = []
+        sent = sum(len(b) for b in in_flight.values())
+        while True:
+            room = window.limit - sent
+            batch = self._next_batch(requeued, source, room, window.limit, job, len(in_flight))
+            if batch is None:
+                return refused
+            if job.budget.exhausted:
+                refused.extend(job.budget.record(t) for t in batch)
                 continue
-            yield from self._collect(in_flight, requeued, window, job)
+            in_flight[self.adapter.submit(worker_job, [_light(t) for t in batch])] = batch
+            sent += len(batch)
+
+    def _cancel(self, job_id: str, handles: list[Any]) -> None:
+        try:
+            self.adapter.cancel(job_id, handles)
+        except Exception:  # noqa: BLE001, S110 - best effort; the run's own error matters more
+            pass
 
     def _next_batch(
         self,

@@ -21,7 +21,7 @@ from typing import Any
 from ..core.entities import GenerationTask
 from ..errors import ConfigurationError, ThemisError
 from ..generation.kernel import BatchResult
-from ._remote import RemoteExecutionBackend, WorkerJob, WorkerLost, run_task_batch
+from ._remote import RemoteExecutionBackend, WorkerJob, WorkerLost, cancel_run, run_task_batch
 
 __all__ = ["DaskExecutionBackend", "scheduler_address"]
 
@@ -221,6 +221,13 @@ class _DaskAdapter:
                 ) from None
             raise WorkerLost(_first_line(exc)) from exc
         return result
+
+    def cancel(self, job_id: str, handles: Sequence[Any]) -> None:
+        # Cancelling a future does not stop a task already running (ours run seceded on the
+        # worker's loop), so every worker is also told to cancel the run's requests.
+        self._client.cancel(list(handles))
+        self._ready.difference_update(handles)
+        self._client.run(cancel_run, job_id)
 
     def shutdown(self) -> None:
         self._ready.clear()

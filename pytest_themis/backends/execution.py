@@ -3,15 +3,17 @@
 A backend gets an :class:`ExecutionJob` (the task stream, the executor, the run settings, the
 cost budget) and yields lists of finished records. Simple backends only implement
 :meth:`ExecutionBackend.map_unordered`; the default :meth:`ExecutionBackend.run` drives it with
-the kernel's blocking call, one task per call. Engines that can do better (Ray, Dask) override
-:meth:`ExecutionBackend.run` — see :class:`~pytest_themis.backends._remote.RemoteExecutionBackend`.
+the kernel's blocking call, one task per call. Engines that can do better override
+:meth:`ExecutionBackend.run`: this process's event loop and local worker processes
+(:mod:`~pytest_themis.backends.local`), Ray and Dask
+(:class:`~pytest_themis.backends._remote.RemoteExecutionBackend`).
 """
 
 from __future__ import annotations
 
-from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, TypeVar
 
@@ -38,8 +40,9 @@ DEFAULT_AUTO_LIMIT = 16
 class ExecutionJob:
     """One run's work for a backend.
 
-    ``executor`` None means the default :class:`~pytest_themis.generation.router.ProviderRouter`
-    (built where the requests are sent, so a remote worker imports its own providers).
+    ``executor`` None means the default executor for ``settings.client``
+    (:func:`~pytest_themis.generation.router.default_executor`), built where the requests are
+    sent, so a remote worker imports its own providers.
     """
 
     tasks: Iterable[GenerationTask]
@@ -48,16 +51,21 @@ class ExecutionJob:
     budget: Budget
     max_batch: int = 256
 
-    def kernel(self) -> GenerationKernel:
-        """A kernel for this job in this process."""
+    @contextmanager
+    def kernel(self) -> Iterator[GenerationKernel]:
+        """A kernel for this job in this process; a default executor made for it is closed
+        when the block ends."""
         from ..generation.kernel import GenerationKernel
+        from ..generation.router import default_executor
 
-        executor = self.executor
-        if executor is None:
-            from ..generation.router import ProviderRouter
-
-            executor = ProviderRouter()
-        return GenerationKernel(executor, self.settings)
+        executor = (
+            self.executor if self.executor is not None else default_executor(self.settings.client)
+        )
+        try:
+            yield GenerationKernel(executor, self.settings)
+        finally:
+            if executor is not self.executor:
+                executor.close()
 
     @property
     def limit(self) -> int:
@@ -65,19 +73,23 @@ class ExecutionJob:
         return self.settings.fixed_limit or DEFAULT_AUTO_LIMIT
 
 
-class ExecutionBackend(ABC):
+class ExecutionBackend:
     """Where generation work runs. Subclass to move it to Ray, Dask, a job queue …
 
+    Implement either :meth:`map_unordered` (the default :meth:`run` drives it) or :meth:`run`.
     :meth:`map_unordered` must pull ``items`` lazily, keep at most ``max_in_flight`` calls running,
     and yield results as they complete (in any order). ``fn`` never raises for provider failures:
     the kernel turns those into error records before they reach the backend.
     """
 
-    @abstractmethod
     def map_unordered(
         self, fn: Callable[[T], R], items: Iterable[T], *, max_in_flight: int
     ) -> Iterator[R]:
         """Yield ``fn(item)`` for every item, as each completes."""
+        raise NotImplementedError(
+            f"{type(self).__name__} implements neither map_unordered() nor run(); "
+            "implement one of them"
+        )
 
     def open(self) -> None:
         """Connect and validate before any request is sent.
@@ -89,14 +101,13 @@ class ExecutionBackend(ABC):
     def run(self, job: ExecutionJob) -> Iterator[list[GenerationRecord]]:
         """Yield the records of ``job``'s tasks, in lists, as they finish (one per task)."""
         self.open()
-        kernel = job.kernel()
-        budget = job.budget
+        with job.kernel() as kernel:
 
-        def one(task: GenerationTask) -> GenerationRecord:
-            return kernel.run_one_sync(task, budget)
+            def one(task: GenerationTask) -> GenerationRecord:
+                return kernel.run_one_sync(task, job.budget)
 
-        for record in self.map_unordered(one, job.tasks, max_in_flight=job.limit):
-            yield [record]
+            for record in self.map_unordered(one, job.tasks, max_in_flight=job.limit):
+                yield [record]
 
     def shutdown(self) -> None:
         """Release workers. Called when the runner that owns the backend is done with it."""

@@ -17,7 +17,7 @@ from typing import Any
 from ..core.entities import GenerationTask
 from ..errors import ConfigurationError
 from ..generation.kernel import BatchResult
-from ._remote import RemoteExecutionBackend, WorkerJob, WorkerLost, run_task_batch
+from ._remote import RemoteExecutionBackend, WorkerJob, WorkerLost, cancel_run, run_task_batch
 
 __all__ = ["RayExecutionBackend"]
 
@@ -44,6 +44,9 @@ class BatchWorker:
 
     def run(self, job: WorkerJob, batch: list[GenerationTask]) -> BatchResult:
         return run_task_batch(job, batch)
+
+    def cancel(self, job_id: str) -> None:
+        cancel_run(job_id)
 
 
 def _host_port(address: str) -> tuple[str, int] | None:
@@ -157,6 +160,18 @@ class _RayAdapter:
             self._replace(slot, actor)
             raise WorkerLost(str(exc).splitlines()[0] if str(exc) else "actor died") from exc
         return result
+
+    def cancel(self, job_id: str, handles: Sequence[Any]) -> None:
+        # ray.cancel keeps a queued batch from starting but does not stop one running on a
+        # threaded actor, so each actor also cancels the run's requests (on a thread of its own).
+        ray = self._ray
+        for handle in handles:
+            slot, _ = self._slot_of.pop(handle, (None, None))
+            if slot is not None:
+                self._load[slot] -= 1
+            ray.cancel(handle)
+        for actor in self._actors:
+            actor.cancel.remote(job_id)
 
     def _replace(self, slot: int, dead: Any) -> None:
         """A fresh actor in ``slot``, unless another failed batch of ``dead`` did it already."""

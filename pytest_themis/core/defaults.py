@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 __all__ = [
+    "AUTO_PARALLEL_CEILING",
     "CACHE_MODES",
     "DEFAULT_CACHE_DIR",
     "DEFAULT_CACHE_MODE",
@@ -20,3 +21,5 @@ DEFAULT_CACHE_MODE = "use"
 DEFAULT_MAX_PARALLEL = 16
 DEFAULT_MAX_RETRIES = 3
 DEFAULT_TIMEOUT = 60.0
+#: Upper bound of one ``max_parallel="auto"`` window spanning worker processes or a cluster.
+AUTO_PARALLEL_CEILING = 256

@@ -14,9 +14,11 @@ import os
 import threading
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from typing import Any
 
-from ..core.entities import GenerationError, GenerationRecord, GenerationTask, TokenUsage
+from ..core.entities import GenerationRecord, GenerationTask
 from ..core.process_host import Channel, exit_if_orphaned, fork_per_channel
+from ..core.records import record_from_dict, record_to_dict
 from .kernel import RunSettings
 
 __all__ = [
@@ -38,7 +40,8 @@ __all__ = [
 
 @dataclass(frozen=True)
 class StartRun:
-    """Begin a run: a kernel with ``settings``; ``limit`` caps its concurrency.
+    """Begin a run: a kernel with ``settings`` and the default executor for their ``client``;
+    ``limit`` caps its concurrency.
 
     With ``report_rate_limits`` the worker sends :class:`RateLimited` on every 429 (the parent
     keeps a window spanning every process).
@@ -47,8 +50,6 @@ class StartRun:
     settings: RunSettings
     limit: int | None = None
     report_rate_limits: bool = False
-    #: The parent router's HTTP client choice for litellm models (``auto``/``litellm``/``native``).
-    client: str | None = None
 
 
 @dataclass(frozen=True)
@@ -75,42 +76,21 @@ class Ready:
 
 @dataclass(frozen=True)
 class RecordDone:
-    """A finished record without its task (the parent still has it)."""
+    """A finished record without its task (the parent still has it), in the one record form
+    of :mod:`pytest_themis.core.records`."""
 
     index: int
-    text: str | None
-    usage: tuple[int, int] | None
-    cost: float | None
-    latency: float
-    finish_reason: str | None
-    error: tuple[str, str, str, int | None] | None
-    attempts: int
+    fields: dict[str, Any]
 
     @classmethod
     def of(cls, index: int, record: GenerationRecord) -> RecordDone:
-        usage, error = record.usage, record.error
-        return cls(
-            index,
-            record.text,
-            (usage.prompt_tokens, usage.completion_tokens) if usage is not None else None,
-            record.cost,
-            record.latency,
-            record.finish_reason,
-            (error.kind, error.type, error.message, error.status_code) if error else None,
-            record.attempts,
-        )
+        return cls(index, record_to_dict(record))
 
     def to_record(self, task: GenerationTask) -> GenerationRecord:
-        return GenerationRecord(
-            task=task,
-            text=self.text,
-            usage=TokenUsage(*self.usage) if self.usage is not None else None,
-            cost=self.cost,
-            latency=self.latency,
-            finish_reason=self.finish_reason,
-            error=GenerationError(*self.error) if self.error is not None else None,
-            attempts=self.attempts,
-        )
+        record = record_from_dict(task, self.fields)
+        if record is None:
+            raise ValueError(f"worker sent a record with neither text nor error: {self.fields!r}")
+        return record
 
 
 @dataclass(frozen=True)
@@ -171,7 +151,7 @@ def serve(channel: Channel) -> int:
     send = channel.send
 
     from .kernel import GenerationKernel
-    from .router import ProviderRouter
+    from .router import ProviderRouter, default_executor
 
     send(Ready(os.getpid()))
     loop = asyncio.new_event_loop()
@@ -181,10 +161,11 @@ def serve(channel: Channel) -> int:
             start = channel.recv()
             if not isinstance(start, StartRun):
                 return 0
-            router = routers.get(start.client)
+            client = start.settings.client
+            router = routers.get(client)
             if router is None:
-                router = routers[start.client] = ProviderRouter(client=start.client)
-            kernel = GenerationKernel(router, start.settings)
+                router = routers[client] = ProviderRouter(client=client)
+            kernel = GenerationKernel(default_executor(router=router), start.settings)
             feed = TaskFeed()
 
             def pump(feed: TaskFeed = feed) -> None:

@@ -12,10 +12,10 @@ import concurrent.futures
 import queue
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from ..core.entities import (
     GenerationError,
@@ -32,6 +32,7 @@ __all__ = [
     "END",
     "BatchResult",
     "Budget",
+    "Cancellation",
     "GenerationKernel",
     "Limiter",
     "RunSettings",
@@ -66,8 +67,15 @@ class RunSettings:
     retry_max_delay: float = 30.0
     seed: int | None = None
     max_cost_usd: float | None = None
+    #: HTTP client of litellm models in the default executor (``auto``/``litellm``/``native``;
+    #: None: ``THEMIS_CLIENT`` where the requests are sent, else ``auto``).
+    client: str | None = None
 
     def __post_init__(self) -> None:
+        if self.client is not None:
+            from ..providers.clients import check_client
+
+            object.__setattr__(self, "client", check_client(self.client))
         mp = self.max_parallel
         if mp != "auto" and (isinstance(mp, bool) or not isinstance(mp, int) or mp < 1):
             raise ConfigurationError(
@@ -132,6 +140,38 @@ class BatchResult:
 
     records: list[GenerationRecord] = field(default_factory=list)
     rate_limited: int = 0
+
+
+class Cancellation:
+    """Cancels the batches run under it (:meth:`GenerationKernel.run_batch`), now and later.
+
+    Thread-safe: a remote worker cancels a run's batches from another thread when the driver
+    has stopped reading the run's records.
+    """
+
+    def __init__(self) -> None:
+        self.cancelled = False
+        self._running: set[concurrent.futures.Future[Any]] = set()
+        self._lock = threading.Lock()
+
+    def cancel(self) -> None:
+        with self._lock:
+            self.cancelled = True
+            running, self._running = self._running, set()
+        for future in running:
+            future.cancel()
+
+    def add(self, future: concurrent.futures.Future[Any]) -> None:
+        """Cancel ``future`` with the others (at once, when already cancelled)."""
+        with self._lock:
+            if not self.cancelled:
+                self._running.add(future)
+                return
+        future.cancel()
+
+    def discard(self, future: concurrent.futures.Future[Any]) -> None:
+        with self._lock:
+            self._running.discard(future)
 
 
 _LOOP: asyncio.AbstractEventLoop | None = None
@@ -234,12 +274,12 @@ class GenerationKernel:
         """
         choose = limiter or self.limiters()
         budget = budget or Budget(self.settings.max_cost_usd)
-        use_async = getattr(self.executor, "supports_async", False)
+        call = self._caller()
         pending: set[asyncio.Task[None]] = set()
 
         async def one(task: GenerationTask, gate: Limiter) -> None:
             try:
-                emit(await self._run_one(task, gate, budget, use_async, on_rate_limit))
+                emit(await self._run_one(task, gate, budget, call, asyncio.sleep, on_rate_limit))
             finally:
                 gate.release()
 
@@ -270,22 +310,19 @@ class GenerationKernel:
         task: GenerationTask,
         gate: Limiter,
         budget: Budget,
-        use_async: bool,
+        call: Callable[[GenerationTask], Awaitable[ProviderResponse]],
+        sleep: Callable[[float], Awaitable[None]],
         on_rate_limit: Callable[[], None] | None,
     ) -> GenerationRecord:
+        """One task with retries: the one retry loop of every path (see :meth:`run_one_sync`)."""
         started = time.perf_counter()
         attempt = 0
-        loop = asyncio.get_running_loop()
-        timeout = self.settings.timeout
         while True:
             if budget.exhausted:
                 return budget.record(task)
             attempt += 1
             try:
-                if use_async:
-                    response = await self.executor.aexecute(task, timeout=timeout)
-                else:
-                    response = await loop.run_in_executor(None, self._call, task)
+                response = await call(task)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # noqa: BLE001 - every failure becomes a record
@@ -300,12 +337,28 @@ class GenerationKernel:
                 # Give the slot back while waiting so other tasks keep the pipe full.
                 gate.release()
                 try:
-                    await asyncio.sleep(wait)
+                    await sleep(wait)
                 finally:
                     await gate.acquire()
                 continue
             gate.on_success()
             return self._success(task, response, started, attempt, budget)
+
+    def _caller(self) -> Callable[[GenerationTask], Awaitable[ProviderResponse]]:
+        """How the running loop calls the executor: natively async, or on the loop's threads."""
+        if getattr(self.executor, "supports_async", False):
+            timeout = self.settings.timeout
+
+            async def call_async(task: GenerationTask) -> ProviderResponse:
+                return await self.executor.aexecute(task, timeout=timeout)
+
+            return call_async
+        loop = asyncio.get_running_loop()
+
+        async def call_in_thread(task: GenerationTask) -> ProviderResponse:
+            return await loop.run_in_executor(None, self._call, task)
+
+        return call_in_thread
 
     def _call(self, task: GenerationTask) -> ProviderResponse:
         return self.executor.execute(task, timeout=self.settings.timeout)
@@ -332,31 +385,36 @@ class GenerationKernel:
     # -- blocking path ------------------------------------------------------------------------
 
     def run_one_sync(self, task: GenerationTask, budget: Budget | None = None) -> GenerationRecord:
-        """One task in the calling thread, with the same retry rules (for ``map_unordered``)."""
+        """One task in the calling thread, with the same retry loop (for ``map_unordered``).
+
+        The loop's every await is made blocking here (the call, the backoff sleep, a limiter
+        that never waits), so the coroutine finishes without an event loop.
+        """
         budget = budget or Budget(self.settings.max_cost_usd)
-        started = time.perf_counter()
-        attempt = 0
-        while True:
-            if budget.exhausted:
-                return budget.record(task)
-            attempt += 1
-            try:
-                response = self._call(task)
-            except Exception as exc:  # noqa: BLE001 - every failure becomes a record
-                wait = self.retry_policy.delay(attempt, exc)
-                if wait is None:
-                    return failure_record(task, exc, started, attempt)
-                time.sleep(wait)
-                continue
-            return self._success(task, response, started, attempt, budget)
+
+        async def call(task: GenerationTask) -> ProviderResponse:
+            return self._call(task)
+
+        async def sleep(seconds: float) -> None:
+            time.sleep(seconds)
+
+        return _finish(self._run_one(task, _NoLimit(), budget, call, sleep, None))
 
     # -- sync entry points --------------------------------------------------------------------
 
-    def run_batch(self, tasks: list[GenerationTask], *, limit: int | None = None) -> BatchResult:
+    def run_batch(
+        self,
+        tasks: list[GenerationTask],
+        *,
+        limit: int | None = None,
+        cancellation: Cancellation | None = None,
+    ) -> BatchResult:
         """Run one batch on this process's shared event loop and wait for all of it.
 
         What a remote worker calls. ``limit`` caps the batch's concurrency (default: the
         settings' fixed cap, or the batch size for ``"auto"``, whose window the caller keeps).
+        Once ``cancellation`` is cancelled, the batch's requests are cancelled and the records
+        finished so far are returned.
         """
         result = BatchResult()
         if not tasks:
@@ -372,11 +430,19 @@ class GenerationKernel:
             ),
             shared_loop(),
         )
+        if cancellation is not None:
+            cancellation.add(future)
         try:
             future.result()
+        except concurrent.futures.CancelledError:
+            if cancellation is None or not cancellation.cancelled:
+                raise
         except BaseException:
             future.cancel()
             raise
+        finally:
+            if cancellation is not None:
+                cancellation.discard(future)
         return result
 
     def stream(
@@ -410,6 +476,32 @@ class GenerationKernel:
             if not future.done():
                 future.cancel()
                 concurrent.futures.wait([future], timeout=_CANCEL_GRACE)
+
+
+class _NoLimit:
+    """A :class:`Limiter` that never waits (one blocking call at a time needs none)."""
+
+    async def acquire(self) -> None:
+        return None
+
+    def release(self) -> None:
+        return None
+
+    def on_success(self) -> None:
+        return None
+
+    def on_rate_limit(self, retry_after: float | None) -> None:
+        return None
+
+
+def _finish(coro: Coroutine[Any, Any, GenerationRecord]) -> GenerationRecord:
+    """The result of a coroutine that never suspends (every await in it blocks instead)."""
+    try:
+        coro.send(None)
+    except StopIteration as done:
+        return cast(GenerationRecord, done.value)
+    coro.close()
+    raise RuntimeError("a blocking retry step suspended; it must not await the event loop")
 
 
 async def _gather(pending: set[asyncio.Task[None]]) -> None:

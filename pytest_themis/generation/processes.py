@@ -20,6 +20,7 @@ from collections import deque
 from collections.abc import Iterable, Iterator
 from typing import Any
 
+from ..core.defaults import AUTO_PARALLEL_CEILING
 from ..core.entities import GenerationRecord, GenerationTask
 from ..core.process_host import Channel, ChildProcess
 from ._worker import (
@@ -46,8 +47,6 @@ __all__ = [
 ]
 
 _SEND_BATCH = 32
-#: Upper bound of an adaptive (``max_parallel="auto"``) window across all processes.
-_AUTO_CEILING = 256
 #: What the hand-out thread puts into its output queue when asked to stop.
 _STOP = object()
 
@@ -363,10 +362,10 @@ class _Dispatcher:
         self.stop = stop
         settings = self.kernel.settings
         self.auto = settings.adaptive
-        self.total = _AUTO_CEILING if self.auto else int(settings.max_parallel)
+        self.total = AUTO_PARALLEL_CEILING if self.auto else int(settings.max_parallel)
         # With "auto" one AIMD window here spans every process (a controller per process would
         # overshoot together); workers get a large fixed limit and report each 429.
-        self.window = AimdWindow(maximum=_AUTO_CEILING) if self.auto else None
+        self.window = AimdWindow(maximum=AUTO_PARALLEL_CEILING) if self.auto else None
         self.requeued: deque[tuple[int, GenerationTask]] = deque()
         self.exhausted = False
         self.next_index = 0
@@ -388,15 +387,14 @@ class _Dispatcher:
         # Shares add up to exactly ``total``: never more requests in flight than asked for.
         shares = [self.total // count + (i < self.total % count) for i in range(count)]
         settings = self.kernel.settings
-        client = getattr(self.kernel.executor, "client", None)
         for worker, share in zip(self.remote, shares, strict=True):
             limit = self.total if self.auto else share
-            start = StartRun(settings, limit, report_rate_limits=self.auto, client=client)
+            start = StartRun(settings, limit, report_rate_limits=self.auto)
             worker.begin(start, share, self.out)
         self.workers.extend(self.remote)
 
     def _start_local(self) -> None:
-        limit = _AUTO_CEILING if self.auto else None
+        limit = AUTO_PARALLEL_CEILING if self.auto else None
         self.local = _LocalWorker(self.kernel, self.total, self.out, limit, self.auto)
         self.workers.insert(0, self.local)
 

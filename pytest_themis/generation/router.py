@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from ..core.entities import GenerationTask, ModelSpec, ProviderResponse
@@ -11,8 +11,9 @@ from ..errors import ConfigurationError
 from ..providers.base import Provider, create_provider
 from ..providers.clients import check_client, client_for
 from .executors import TaskExecutor
+from .failfast import FailFastExecutor
 
-__all__ = ["ProviderRouter"]
+__all__ = ["ProviderRouter", "default_executor"]
 
 RouteKey = tuple[str, str]
 
@@ -78,15 +79,6 @@ class ProviderRouter(TaskExecutor):
         a ``litellm`` model may go through the ``native`` OpenAI client (see ``client``)."""
         return client_for(model, self.client)
 
-    def check(self, models: Iterable[ModelSpec]) -> None:
-        """Raise :class:`ConfigurationError` now for a model the chosen client cannot serve."""
-        if self.auto_create:
-            for model in models:
-                if (model.provider, model.identifier) not in self._routes and (
-                    model.provider not in self._routes
-                ):
-                    self.client_for(model)
-
     def execute(self, task: GenerationTask, *, timeout: float | None = None) -> ProviderResponse:
         return self.provider_for(task.model).generate(task, timeout=timeout)
 
@@ -99,6 +91,18 @@ class ProviderRouter(TaskExecutor):
     def close(self) -> None:
         for provider in list(self._routes.values()) + list(self._created.values()):
             provider.close()
+
+
+def default_executor(
+    client: str | None = None, *, router: ProviderRouter | None = None
+) -> FailFastExecutor:
+    """The executor of a run given none: the default router for ``client``, behind fail-fast.
+
+    Every place that sends a run's requests (this process, worker processes, Ray and Dask
+    workers) builds it here, so all honour ``client`` and stop an endpoint that never answers.
+    ``router`` reuses a default router built earlier (its connections) under a fresh count.
+    """
+    return FailFastExecutor(router if router is not None else ProviderRouter(client=client))
 
 
 def _create(name: str, options: dict[str, Any]) -> Provider:

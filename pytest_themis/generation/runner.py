@@ -7,11 +7,11 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 from ..backends.execution import ExecutionBackend, ExecutionJob
+from ..backends.local import InProcessExecutionBackend, WorkerProcessExecutionBackend
 from ..core.entities import GenerationRecord, GenerationTask
 from ..errors import ConfigurationError
 from .executors import TaskExecutor
-from .failfast import FailFastExecutor
-from .kernel import Budget, GenerationKernel, RunSettings
+from .kernel import Budget, RunSettings
 
 __all__ = ["AUTO_PROCESS_MIN_TASKS", "GenerationRunner"]
 
@@ -20,7 +20,7 @@ AUTO_PROCESS_MIN_TASKS = 256
 
 
 class GenerationRunner:
-    """Runs tasks through an executor (a :class:`ProviderRouter` by default).
+    """Runs tasks through an executor (a fail-fast :class:`ProviderRouter` by default).
 
     - At most ``max_parallel`` requests are in flight; ``"auto"`` adapts the limit to the
       provider's 429s (AIMD). Tasks are pulled lazily from the iterable, never all at once.
@@ -30,10 +30,13 @@ class GenerationRunner:
       :class:`GenerationRecord` with ``error`` set — never an exception, never a wrong answer.
     - With ``max_cost_usd``, no request starts once that much has been spent; the tasks not sent
       come back as ``budget`` errors.
-    - By default requests run on this process's event loop, plus local worker processes when it
-      pays (``processes``); pass ``execution_backend`` to run them elsewhere (Ray, Dask, …).
+    - The runner only picks an :class:`ExecutionBackend` for each run and hands it the job: by
+      default :class:`InProcessExecutionBackend` (this process's event loop), or
+      :class:`WorkerProcessExecutionBackend` when worker processes pay (``processes``); pass
+      ``execution_backend`` to run the requests elsewhere (Ray, Dask, …).
     - ``client`` is the HTTP client of litellm models for the default router (``auto``,
-      ``litellm``, ``native``; see :mod:`pytest_themis.providers.clients`) — transport only.
+      ``litellm``, ``native``; see :mod:`pytest_themis.providers.clients`) — transport only; a
+      router passed as ``executor`` keeps its own. Worker processes, Ray and Dask use it too.
     """
 
     def __init__(
@@ -53,7 +56,9 @@ class GenerationRunner:
     ) -> None:
         from ..providers.clients import check_client
 
-        self.client = check_client(client)
+        # Workers build the default executor from the settings: a default router given here
+        # carries its client choice to them.
+        self.client = check_client(getattr(executor, "client", client))
         if processes != "auto" and (not isinstance(processes, int) or processes < 1):
             raise ConfigurationError(
                 f"processes must be a positive integer or 'auto', got {processes!r}"
@@ -66,6 +71,7 @@ class GenerationRunner:
             retry_max_delay=retry_max_delay,
             seed=seed,
             max_cost_usd=max_cost_usd,
+            client=self.client,
         )
         self._executor = executor
         #: What the caller passed: None sends remote engines their own default router.
@@ -73,19 +79,18 @@ class GenerationRunner:
         self.execution_backend = execution_backend
         self.processes = processes
         self.budget = Budget(max_cost_usd)
-        self._kernel: GenerationKernel | None = None
-        self._last_strategy: Any = None
+        #: The backend of the last run (the one given, or the local one chosen).
+        self.last_backend: ExecutionBackend | None = None
 
     # -- settings, kept readable under their old names ---------------------------------------
 
     @property
     def executor(self) -> TaskExecutor:
-        """The executor; the default :class:`ProviderRouter` is created on first use."""
+        """The executor; the default one (:func:`.router.default_executor`) is made on first use."""
         if self._executor is None:
-            from .router import ProviderRouter
+            from .router import default_executor
 
-            # Fail fast: stop endpoints that never answer.
-            self._executor = FailFastExecutor(ProviderRouter(client=self.client))
+            self._executor = default_executor(self.client)
         return self._executor
 
     @property
@@ -109,15 +114,9 @@ class GenerationRunner:
         return self.budget.spent_usd
 
     @property
-    def kernel(self) -> GenerationKernel:
-        if self._kernel is None:
-            self._kernel = GenerationKernel(self.executor, self.settings)
-        return self._kernel
-
-    @property
     def records_from_workers(self) -> int:
         """Records the last run got from worker processes (not this one)."""
-        return int(getattr(self._last_strategy, "records_from_workers", 0))
+        return int(getattr(self.last_backend, "records_from_workers", 0))
 
     # -- public -------------------------------------------------------------------------------
 
@@ -142,19 +141,22 @@ class GenerationRunner:
             return
         tasks = itertools.chain([first], iterator)
         if self.execution_backend is not None:
-            job = ExecutionJob(tasks, self._given_executor, self.settings, self.budget, max_batch)
-            yield from self.execution_backend.run(job)
-            return
+            # None: a remote engine builds the default executor where it sends the requests.
+            backend, executor = self.execution_backend, self._given_executor
+        else:
+            backend, tasks = self._choose_backend(tasks)
+            executor = self.executor
+        self.last_backend = backend
+        yield from backend.run(ExecutionJob(tasks, executor, self.settings, self.budget, max_batch))
+
+    def _choose_backend(
+        self, tasks: Iterable[GenerationTask]
+    ) -> tuple[ExecutionBackend, Iterable[GenerationTask]]:
+        """This machine's backend for a run: worker processes when they pay, else in-process."""
         processes, tasks = self._choose_processes(tasks)
         if processes > 1:
-            from .processes import ProcessStrategy
-
-            strategy = ProcessStrategy(self.kernel, self.budget, processes)
-            self._last_strategy = strategy
-            yield from strategy.run(tasks, max_batch)
-            return
-        self._last_strategy = None
-        yield from self.kernel.stream(tasks, max_batch=max_batch, budget=self.budget)
+            return WorkerProcessExecutionBackend(processes), tasks
+        return InProcessExecutionBackend(), tasks
 
     def _choose_processes(
         self, tasks: Iterable[GenerationTask]

@@ -76,7 +76,7 @@ def test_generation_runs_in_the_workers_and_reuses_their_kernel(
     def kernels() -> int:
         from pytest_themis.backends import _remote
 
-        return len(_remote._KERNELS)
+        return sum(run.kernel is not None for run in _remote._RUNS.values())
 
     model = StallingModel(str(tmp_path))
     worker_pids = set(client.run(os.getpid).values())

@@ -7,7 +7,9 @@ import signal
 import time
 
 import pytest
+from support.services import free_port
 
+from pytest_themis.backends import WorkerProcessExecutionBackend
 from pytest_themis.core.entities import ModelSpec, SamplingConfig
 from pytest_themis.errors import ConfigurationError
 from pytest_themis.evaluation.extractors import RegexExtractor
@@ -15,6 +17,7 @@ from pytest_themis.evaluation.metrics.exact_match import ExactMatch
 from pytest_themis.evaluation.pipeline import EvaluationPipeline
 from pytest_themis.experiment.cache_manager import CacheManager
 from pytest_themis.experiment.orchestrator import ExperimentOrchestrator
+from pytest_themis.generation.failfast import DEFAULT_THRESHOLD
 from pytest_themis.generation.plan import GenerationPlan
 from pytest_themis.generation.router import ProviderRouter
 from pytest_themis.generation.runner import GenerationRunner
@@ -108,6 +111,41 @@ def test_prestarted_pool_serves_every_run_and_is_reused(tmp_path):
         assert set(processes.pool_pids()) == pids  # the same two processes again
     finally:
         processes.shutdown_pool()
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_pool_workers_follow_the_runs_client_and_fail_fast():
+    """Workers build the run's default executor: its ``client=`` and its fail-fast rule."""
+    from pytest_themis.generation import processes
+
+    def run(api_base: str, client: str, rows: int) -> tuple[list, GenerationRunner]:
+        plan = GenerationPlan(
+            [PromptTemplate("p", "{q}")],
+            [ModelSpec("openai/refused", "litellm", options={"api_base": api_base})],
+            [SamplingConfig(max_tokens=8)],
+        )
+        tasks = list(plan.iter_tasks(plan.prepare(ROWS[:rows]), plan.cells))
+        runner = GenerationRunner(client=client, processes=2, max_parallel=4)
+        records = [r for batch in runner.run_batches(tasks) for r in batch]
+        assert isinstance(runner.last_backend, WorkerProcessExecutionBackend)
+        assert len(records) == rows and runner.records_from_workers == rows
+        return records, runner
+
+    processes.prestart(2)  # only the pool's workers send, so every record is theirs
+    try:
+        _ready_pool_pids(2)
+        with OpenAIServer(FaultPlan(status_for_model={"refused": 400})) as server:
+            by_client = {c: run(server.url, c, rows=8)[0] for c in ("litellm", "native")}
+        closed, _ = run(f"http://127.0.0.1:{free_port()}/v1", "native", rows=120)
+    finally:
+        processes.shutdown_pool()
+    # litellm's client names itself in the error it raises for the refused model.
+    for client, records in by_client.items():
+        assert {r.error.type for r in records} == {"BadRequestError"}
+        assert {"litellm." in r.error.message for r in records} == {client == "litellm"}
+    skipped = [r for r in closed if r.error.type == "FailFastError"]
+    assert len(skipped) >= len(closed) - 2 * DEFAULT_THRESHOLD
 
 
 def _refused(tmp_path, processes):

@@ -43,3 +43,18 @@ def test_an_error_record_round_trips() -> None:
 def test_a_value_that_is_no_record_reads_as_none() -> None:
     assert record_from_dict(TASK, {"usage": None}) is None
     assert record_from_dict(TASK, {"text": 42}) is None
+
+
+def test_worker_messages_carry_records_in_the_same_form() -> None:
+    import pickle
+
+    from pytest_themis.generation._worker import RecordDone
+
+    error = GenerationError("permanent", "BadRequestError", "no", 400)
+    for record in (
+        GenerationRecord(TASK, "4", TokenUsage(3, 1), 0.002, 0.25, "stop", attempts=2),
+        GenerationRecord(TASK, error=error, attempts=1),
+    ):
+        message = pickle.loads(pickle.dumps(RecordDone.of(7, record)))
+        assert message.index == 7 and message.fields == record_to_dict(record)
+        assert message.to_record(TASK) == record

@@ -8,7 +8,12 @@ import time
 import pytest
 from engine_support import ScriptedProvider
 
-from pytest_themis.backends import LocalExecutionBackend, SequentialExecutionBackend
+from pytest_themis.backends import (
+    ExecutionBackend,
+    InProcessExecutionBackend,
+    LocalExecutionBackend,
+    SequentialExecutionBackend,
+)
 from pytest_themis.core.entities import ModelSpec, SamplingConfig
 from pytest_themis.errors import (
     AuthenticationError,
@@ -139,6 +144,26 @@ def test_execution_backends_run_every_task(rows, backend):
     records = list(_runner(provider, execution_backend=backend).run(_tasks(rows[:10])))
     assert len(records) == 10 and all(r.ok for r in records)
     assert provider.calls[records[0].task.task_id.replace(records[0].task.row_id, "r3")] == 2
+
+
+def test_the_default_engine_is_the_in_process_backend(rows):
+    provider = ScriptedProvider(delay=0.01)
+    chosen = _runner(provider, max_parallel=5, processes=1)
+    assert len(list(chosen.run(_tasks(rows[:20])))) == 20
+    assert type(chosen.last_backend) is InProcessExecutionBackend
+    given = _runner(provider, max_parallel=5, execution_backend=InProcessExecutionBackend())
+    records = list(given.run(_tasks(rows[20:40])))
+    assert len(records) == 20 and all(r.ok for r in records)
+    assert 1 < provider.max_in_flight <= 5  # the kernel's async path, with its limit
+
+
+def test_a_backend_without_run_or_map_unordered_says_so(rows):
+    class Empty(ExecutionBackend):
+        pass
+
+    runner = _runner(ScriptedProvider(), execution_backend=Empty())
+    with pytest.raises(NotImplementedError, match="Empty implements neither"):
+        list(runner.run(_tasks(rows[:1])))
 
 
 def test_auto_concurrency_runs_everything(rows):

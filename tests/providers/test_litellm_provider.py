@@ -12,7 +12,8 @@ from typing import Any
 
 import litellm  # noqa: E402 - a core dependency: a failed import must fail, not skip
 import pytest
-from support.tasks import make_task, unused_port
+from support.services import free_port
+from support.tasks import make_task
 
 from pytest_themis.core.entities import SamplingConfig
 from pytest_themis.errors import (
@@ -99,7 +100,7 @@ def test_request_carries_sampling_and_no_unset_parameters() -> None:
 
 
 def test_task_options_win_over_provider_options(openai_server: OpenAIServer) -> None:
-    dead_base = f"http://127.0.0.1:{unused_port()}/v1"
+    dead_base = f"http://127.0.0.1:{free_port()}/v1"
     provider = create_provider("litellm", api_base=dead_base)
     response = _call(provider, make_task("EXPECTED: 1", api_base=openai_server.url), "async")
     assert response.text == "#### 1"
@@ -220,7 +221,7 @@ def test_provider_option_timeout_is_the_default(openai_server: OpenAIServer) -> 
 
 @pytest.mark.parametrize("mode", ["async", "sync"])
 def test_connection_refused_fails_fast_naming_the_api_base(mode: str) -> None:
-    api_base = f"http://127.0.0.1:{unused_port()}/v1"
+    api_base = f"http://127.0.0.1:{free_port()}/v1"
     provider = create_provider("litellm", api_base=api_base)
     started = time.monotonic()
     with pytest.raises(ProviderConnectionError) as info:

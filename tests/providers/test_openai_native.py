@@ -11,7 +11,8 @@ import sys
 from typing import Any
 
 import pytest
-from support.tasks import make_task, unused_port
+from support.services import free_port
+from support.tasks import make_task
 
 from pytest_themis.core.entities import ModelSpec, ProviderResponse, SamplingConfig
 from pytest_themis.errors import (
@@ -167,7 +168,7 @@ def test_request_body_carries_sampling_and_extra_body(openai_server: OpenAIServe
 
 
 def test_connection_refused_is_a_transient_connection_error() -> None:
-    task = make_task("hi", api_base=f"http://127.0.0.1:{unused_port()}/v1", api_key=SECRET)
+    task = make_task("hi", api_base=f"http://127.0.0.1:{free_port()}/v1", api_key=SECRET)
     error = _call("openai_native", task)
     assert isinstance(error, ProviderConnectionError) and error.transient
     assert "could not connect" in str(error)

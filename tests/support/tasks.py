@@ -24,12 +24,3 @@ def make_task(
         messages.append({"role": "system", "content": system})
     messages.append({"role": "user", "content": prompt})
     return GenerationTask(cell=cell, row_id=row_id, sample_index=0, messages=tuple(messages))
-
-
-def unused_port() -> int:
-    """A local TCP port nothing listens on (bound once, then released)."""
-    import socket
-
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
