@@ -135,10 +135,12 @@ def paired_bootstraps(
     distinct cluster values (0/1 metrics), its replicates are multinomial counts of those
     values instead, which has the same distribution as resampling the clusters themselves.
     """
-    import numpy as np
-
     if resamples < 1:
         raise ValueError("resamples must be >= 1")
+    if not jobs:
+        return []
+    import numpy as np
+
     nan = math.nan
     results: list[BootstrapResult] = [BootstrapResult(nan, nan, nan, nan, nan, 0)] * len(jobs)
     groups: dict[tuple[Hashable, ...], list[tuple[int, Any, Any, float]]] = {}
