@@ -1,4 +1,4 @@
-"""The end-of-session table: one row per evaluated cell."""
+"""Session end: the table (one row per evaluated cell), the merged manifest, JSON writes."""
 
 from __future__ import annotations
 
