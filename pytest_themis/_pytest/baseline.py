@@ -3,9 +3,10 @@
 :class:`RunRecorder` is registered next to the run's state. It loads ``--themis-baseline`` at
 configure time (a bad baseline is a usage error before anything is generated), checks gates and
 datasets at collection, fails items per ``--themis-fail-on-regression`` /
-``--themis-require-noninferior``, and at session end (controller only) writes the samples file,
-``runs/<run_id>.json``, the manifest's ``samples`` and ``comparison`` sections, keeps the samples
-in the store by run id, and prints the "vs baseline" table. xdist workers hand their cells'
+``--themis-require-noninferior``, and at session end (controller only, :meth:`RunRecorder.finish`)
+builds the final manifest — cells, ``samples`` reference, ``comparison`` — and writes it once,
+with ``runs/<run_id>.json`` and the samples file, keeps the samples in the store by run id, and
+prints the "vs baseline" table. xdist workers hand their cells'
 samples to the controller through ``workeroutput``.
 """
 
@@ -13,10 +14,8 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import re
 from collections.abc import Generator
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -28,6 +27,7 @@ from ..comparison.samples import sample_rows, store_run, template_hashes, write_
 from ..errors import ThemisError
 from . import CASE_FIXTURE, is_xdist_worker
 from .items import OUTCOME_KEY
+from .summary import WrittenManifest, session_manifest, write_json
 
 if TYPE_CHECKING:  # pragma: no cover
     from .session import CellOutcome
@@ -230,62 +230,85 @@ class RunRecorder:
 
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
-        self._collect_local()
+        """xdist worker: hand this process's samples to the controller (which calls
+        :meth:`finish`)."""
         workeroutput = getattr(self.config, "workeroutput", None)
         if workeroutput is not None:
+            self._collect_local()
             workeroutput[_WORKER_KEY] = json.dumps(self.samples, default=str)
-            return
-        if not self.state.results:
-            return
-        try:
-            self._finish()
-        except (OSError, ThemisError) as exc:
-            self.state.manifest_error = f"per-sample results not written: {exc}"
 
-    def _finish(self) -> None:
-        from ..experiment.manifest import merge_manifests, validate_manifest
+    def finish(self, *, interrupted: bool = False) -> WrittenManifest:
+        """The session's one end step (controller): build everything, then write once.
+
+        Cells are merged; the samples file is written and the comparison with the baseline
+        computed; :func:`finalize_manifest` adds both, hashes and checks the result; then the
+        manifest and ``runs/<run_id>.json`` are written, the samples kept in the store and the
+        HTML/Markdown/plot outputs written from that final manifest.
+        """
+        from ..experiment.manifest import finalize_manifest
 
         state = self.state
         results = sorted(state.results.values(), key=lambda r: r["key"])
-        rows = [row for r in results for row in self.samples.get(r["key"], [])]
-        parts = [dict(r["manifest"], environment=None) for r in results if r.get("manifest")]
-        manifest_path = state.manifest_path or state.options.manifest_path
-        if state.manifest_path is not None and state.manifest_path.is_file():
-            manifest = json.loads(state.manifest_path.read_text(encoding="utf-8"))
-        else:
-            manifest = merge_manifests(parts, state.run_id)
-        runs_dir = manifest_path.parent / "runs"
-        samples_path = state.options.samples_path or runs_dir / f"{state.run_id}.samples.jsonl"
-        digest = write_jsonl(rows, samples_path)
-        if self.baseline is not None:
-            try:
-                self.comparison = compare_runs(
-                    RunData(state.run_id, manifest, rows), self.baseline, margin=self.margin
-                )
-                manifest["comparison"] = self.comparison.to_dict()
-            except ThemisError as exc:  # e.g. a fixture's rows differ from the baseline's
-                self.comparison_error = str(exc)
-        run_file = runs_dir / f"{state.run_id}.json"
-        run_manifest = dict(
-            manifest, samples=samples_reference(samples_path, runs_dir, digest, len(rows))
-        )
-        manifest["samples"] = samples_reference(
-            samples_path, manifest_path.parent, digest, len(rows)
-        )
-        validate_manifest(manifest)
-        _write_json(run_file, run_manifest)
-        if state.manifest_path is not None:
-            _write_json(state.manifest_path, manifest)
+        path = state.options.manifest_path
+        runs_dir = path.parent / "runs"
+        try:
+            manifest = session_manifest(
+                results, state.run_id, interrupted=interrupted, started=state.started
+            )
+            if manifest is None:
+                return WrittenManifest(None, "no manifest parts were produced", None)
+            if not results:  # Ctrl-C before any cell finished: no samples to record
+                final = finalize_manifest(manifest, interrupted=interrupted)
+                write_json(path, final)
+                return WrittenManifest(path, None, final)
+            self._collect_local()
+            rows = [row for r in results for row in self.samples.get(r["key"], [])]
+            samples_path = state.options.samples_path or runs_dir / f"{state.run_id}.samples.jsonl"
+            digest = write_jsonl(rows, samples_path)
+            self._compare(manifest, rows)
+            final = finalize_manifest(
+                manifest,
+                samples=samples_reference(samples_path, path.parent, digest, len(rows)),
+                comparison=self.comparison.to_dict() if self.comparison is not None else None,
+                interrupted=interrupted,
+            )
+            write_json(path, final)
+            # The run's own copy: the same manifest, its samples path relative to runs/.
+            run_copy = dict(
+                final, samples=samples_reference(samples_path, runs_dir, digest, len(rows))
+            )
+            write_json(runs_dir / f"{state.run_id}.json", run_copy)
+        except (ThemisError, OSError) as exc:
+            return WrittenManifest(None, str(exc), None)
+        try:
+            self._keep(final, rows)
+        except (OSError, ThemisError) as exc:
+            state.manifest_error = f"per-sample results not kept in the store: {exc}"
+        return WrittenManifest(path, None, final)
+
+    def _compare(self, manifest: dict[str, Any], rows: list[dict[str, Any]]) -> None:
+        """The whole session against the baseline (Holm across every cell × metric)."""
+        if self.baseline is None:
+            return
+        try:
+            self.comparison = compare_runs(
+                RunData(self.state.run_id, manifest, rows), self.baseline, margin=self.margin
+            )
+        except ThemisError as exc:  # e.g. a fixture's rows differ from the baseline's
+            self.comparison_error = str(exc)
+
+    def _keep(self, manifest: dict[str, Any], rows: list[dict[str, Any]]) -> None:
+        """Keep the samples in the store by run id; write the HTML/Markdown/plot outputs."""
         storage = self._storage()
         if storage is not None:
             try:
-                store_run(storage, state.run_id, manifest, rows)
+                store_run(storage, self.state.run_id, manifest, rows)
             finally:
                 storage.close()
         from .outputs import write_outputs
 
         write_outputs(
-            state, manifest, rows, self.comparison,
+            self.state, manifest, rows, self.comparison,
             self.baseline.samples if self.baseline is not None else None,
         )  # fmt: skip
 
@@ -309,13 +332,6 @@ def _case(item: pytest.Item) -> Any:
     if case is None:
         case = getattr(item, "case", None)
     return case if hasattr(case, "spec_key") and hasattr(case, "cell") else None
-
-
-def _write_json(path: Path, value: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(value, indent=2, sort_keys=True, default=str) + "\n")
-    os.replace(tmp, path)
 
 
 def _num(value: float) -> str:

@@ -22,6 +22,7 @@ from . import CASE_FIXTURE, is_xdist_worker
 from .options import ThemisOptions, resolve_options
 
 if TYPE_CHECKING:  # pragma: no cover
+    from .baseline import RunRecorder
     from .session import ThemisSession
 
 __all__ = ["RESULT_PROPERTY", "ThemisState", "start_state"]
@@ -70,13 +71,16 @@ class ThemisState:
         """The cells this process evaluated (empty before the engine session starts)."""
         return list(self._session.outcomes.values()) if self._session is not None else []
 
-    def ensure_recorder(self) -> None:
+    def ensure_recorder(self) -> RunRecorder:
         """Register the per-sample results and baseline hooks (once themis evaluates)."""
         manager = self.config.pluginmanager
-        if manager.get_plugin(_RECORDER) is None:
+        recorder: RunRecorder | None = manager.get_plugin(_RECORDER)
+        if recorder is None:
             from .baseline import RunRecorder
 
-            manager.register(RunRecorder(self), _RECORDER)
+            recorder = RunRecorder(self)
+            manager.register(recorder, _RECORDER)
+        return recorder
 
     # -- hooks ----------------------------------------------------------------------------------
 
@@ -158,13 +162,9 @@ class ThemisState:
         self.interrupted = exitstatus == pytest.ExitCode.INTERRUPTED and self._session is not None
         if is_xdist_worker(self.config) or not (self.results or self.interrupted):
             return
-        from .summary import write_manifest
-
-        written = write_manifest(
-            list(self.results.values()), self.run_id, self.options.manifest_path,
-            interrupted=self.interrupted, started=self.started,
-        )  # fmt: skip
-        self.manifest_path, self.manifest_error = written.path, written.error
+        # One end step: the recorder builds, hashes, checks and writes the final manifest.
+        written = self.ensure_recorder().finish(interrupted=self.interrupted)
+        self.manifest_path, self.manifest_error = written.path, written.error or self.manifest_error
         if written.manifest is not None:
             self.config.hook.pytest_themis_session_finished(manifest=written.manifest)
 

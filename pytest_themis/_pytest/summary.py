@@ -1,4 +1,4 @@
-"""The end-of-session table: one row per evaluated cell."""
+"""Session end: the table (one row per evaluated cell), the merged manifest, JSON writes."""
 
 from __future__ import annotations
 
@@ -15,7 +15,8 @@ __all__ = [
     "format_table",
     "interrupted_lines",
     "junit_properties",
-    "write_manifest",
+    "session_manifest",
+    "write_json",
 ]
 
 _HEADERS = ("cell", "metrics (95% CI)", "n", "cached", "errors", "tokens", "cost $", "time")
@@ -148,42 +149,34 @@ class WrittenManifest(NamedTuple):
     manifest: dict[str, Any] | None
 
 
-def write_manifest(
-    results: list[Mapping[str, Any]],
+def session_manifest(
+    results: Sequence[Mapping[str, Any]],
     run_id: str,
-    path: Path,
     *,
     interrupted: bool = False,
     started: float | None = None,
-) -> WrittenManifest:
-    """Merge the cells' manifest parts into one validated file (or say why it was not written).
+) -> dict[str, Any] | None:
+    """The cells' manifest parts merged into one (not yet final: see ``finalize_manifest``).
 
-    An ``interrupted`` run (Ctrl-C) still gets a manifest: the cells that finished, marked
-    ``"interrupted": true`` (with no finished cell, an empty one timed from ``started``).
+    An ``interrupted`` run (Ctrl-C) with no finished cell gets an empty manifest timed from
+    ``started``; None when there is nothing to record.
     """
-    from ..errors import ThemisError
-    from ..experiment.manifest import manifest_hash, merge_manifests, validate_manifest
+    from ..experiment.manifest import merge_manifests
 
     # The environment is the controller's (an xdist worker's argv differs from a serial run's).
     parts = [dict(r["manifest"], environment=None) for r in results if r.get("manifest")]
     if not parts and interrupted:
         now = time.time()
         parts = [{"timings": {"started_at": started or now, "finished_at": now}}]
-    if not parts:
-        return WrittenManifest(None, "no manifest parts were produced", None)
-    try:
-        manifest = merge_manifests(parts, run_id)
-        if interrupted:
-            manifest["interrupted"] = True
-            manifest["manifest_sha256"] = manifest_hash(manifest)
-        validate_manifest(manifest)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(json.dumps(manifest, indent=2, sort_keys=True, default=str) + "\n")
-        os.replace(tmp, path)
-    except (ThemisError, OSError) as exc:
-        return WrittenManifest(None, str(exc), None)
-    return WrittenManifest(path, None, manifest)
+    return merge_manifests(parts, run_id) if parts else None
+
+
+def write_json(path: Path, value: Any) -> None:
+    """Write ``value`` as indented JSON, atomically (a reader never sees half a file)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(value, indent=2, sort_keys=True, default=str) + "\n")
+    os.replace(tmp, path)
 
 
 def interrupted_lines(results: Sequence[Mapping[str, Any]]) -> list[str]:

@@ -10,6 +10,7 @@ from .statistics import (
     mcnemar_exact,
     minimum_detectable_difference,
     paired_bootstrap,
+    paired_bootstraps,
     pass_at_k,
 )
 
@@ -25,5 +26,6 @@ __all__ = [
     "mcnemar_exact",
     "minimum_detectable_difference",
     "paired_bootstrap",
+    "paired_bootstraps",
     "pass_at_k",
 ]

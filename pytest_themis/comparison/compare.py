@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
@@ -9,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..core.entities import canonical_metric_name
-from ..core.hashing import canonical_json, stable_hash
+from ..core.hashing import canonical_json
 from ..errors import ConfigurationError
 from .results import CellComparison, Comparison, MetricComparison, check_margin, is_regression
 from .statistics import (
@@ -19,7 +20,7 @@ from .statistics import (
     mcnemar_exact,
     minimum_detectable_difference,
     newcombe_paired_interval,
-    paired_bootstrap,
+    paired_bootstraps,
     rows_needed,
 )
 
@@ -101,17 +102,18 @@ def compare_runs(
     base_samples = baseline.samples_by_cell()
     comparison = Comparison(new.run_id, baseline.run_id, float(margin), alpha)
     matched_base = set()
+    pending: list[tuple[CellComparison, _Bootstrap]] = []
     for new_key, base_key in pairs.items():
         matched_base.add(base_key)
-        cell = _compare_cell(
+        cell, boots = _compare_cell(
             new.cells()[new_key],
             baseline.cells()[base_key],
             new_samples.get(new_key, []),
             base_samples.get(base_key, []),
-            resamples=resamples,
-            seed=seed,
         )
         comparison.cells.append(cell)
+        pending += [(cell, b) for b in boots]
+    _run_bootstraps(pending, resamples, seed)
     comparison.unmatched_new = sorted(f"{e}/{c}" for e, c in new.cells() if (e, c) not in pairs)
     comparison.unmatched_baseline = sorted(
         f"{e}/{c}" for e, c in baseline.cells() if (e, c) not in matched_base
@@ -152,10 +154,9 @@ def _compare_cell(
     base_cell: Mapping[str, Any],
     new_samples: Sequence[_Sample],
     base_samples: Sequence[_Sample],
-    *,
-    resamples: int,
-    seed: int,
-) -> CellComparison:
+) -> tuple[CellComparison, list[_Bootstrap]]:
+    """The cell's pairing and exact tests; the bootstrapped metrics are returned to be run
+    together with every other cell's (see :func:`_run_bootstraps`)."""
     cell = CellComparison(
         experiment=str(new_cell.get("experiment")),
         cell_id=str(new_cell["cell_id"]),
@@ -184,6 +185,7 @@ def _compare_cell(
     cell.paired = len(usable)
     base_names = {canonical_metric_name(n): n for n in _score_names(base_samples)}
     names = [n for n in _score_names(new_samples) if canonical_metric_name(n) in base_names]
+    boots: list[_Bootstrap] = []
     for name in names:
         base_name = base_names[canonical_metric_name(name)]
         triples = []
@@ -193,9 +195,11 @@ def _compare_cell(
             if a is not None and b is not None:
                 triples.append((key, float(a), float(b)))
         if triples:
-            metric_seed = int(stable_hash([seed, cell.cell_id, name], 8), 16)
-            cell.metrics[name] = _compare_metric(name, triples, resamples, metric_seed)
-    return cell
+            found = _compare_metric(name, triples)
+            if isinstance(found, _Bootstrap):
+                boots.append(found)
+            cell.metrics[name] = found.result if isinstance(found, _Bootstrap) else found
+    return cell, boots
 
 
 def _score_names(samples: Sequence[_Sample]) -> list[str]:
@@ -206,9 +210,38 @@ def _score_names(samples: Sequence[_Sample]) -> list[str]:
     return list(names)
 
 
+@dataclass
+class _Bootstrap:
+    """A metric to bootstrap: its differences, cluster labels, and the result to complete."""
+
+    result: MetricComparison
+    differences: list[float]
+    clusters: list[str]
+
+
+def _run_bootstraps(
+    pending: list[tuple[CellComparison, _Bootstrap]], resamples: int, seed: int
+) -> None:
+    """Bootstrap every pending metric of the session at once (metrics and cells on the same
+    rows share the resampling: :func:`paired_bootstraps`) and complete their results."""
+    jobs = [(b.differences, b.clusters) for _, b in pending]
+    for (cell, b), boot in zip(
+        pending, paired_bootstraps(jobs, resamples=resamples, seed=seed), strict=True
+    ):
+        cell.metrics[b.result.metric] = dataclasses.replace(
+            b.result,
+            difference=boot.estimate,
+            ci_low=boot.ci_low,
+            ci_high=boot.ci_high,
+            p_value=boot.p_value,
+            stderr=boot.stderr,
+            mdd=minimum_detectable_difference(boot.stderr),
+        )
+
+
 def _compare_metric(
-    name: str, triples: list[tuple[tuple[str, int], float, float]], resamples: int, seed: int
-) -> MetricComparison:
+    name: str, triples: list[tuple[tuple[str, int], float, float]]
+) -> MetricComparison | _Bootstrap:
     n = len(triples)
     new_vals = [t[1] for t in triples]
     base_vals = [t[2] for t in triples]
@@ -232,14 +265,13 @@ def _compare_metric(
             mcnemar_exact(worse, better), stderr, minimum_detectable_difference(stderr),
             worse, better,
         )  # fmt: skip
-    diffs = [a - b for a, b in zip(new_vals, base_vals, strict=True)]
-    clusters = [t[0][0] for t in triples] if epochs else None
-    boot = paired_bootstrap(diffs, clusters, resamples=resamples, seed=seed)
-    return MetricComparison(
+    nan = math.nan
+    placeholder = MetricComparison(
         name, "cluster-bootstrap" if epochs else "bootstrap", n, len(rows), base_mean, new_mean,
-        boot.estimate, boot.ci_low, boot.ci_high, boot.p_value, boot.stderr,
-        minimum_detectable_difference(boot.stderr), worse, better,
+        nan, nan, nan, nan, nan, nan, worse, better,
     )  # fmt: skip
+    diffs = [a - b for a, b in zip(new_vals, base_vals, strict=True)]
+    return _Bootstrap(placeholder, diffs, [t[0][0] for t in triples])
 
 
 def _adjust_and_judge(comparison: Comparison, family_size: int | None) -> None:

@@ -2,7 +2,8 @@
 
 A run's samples are what a later run pairs with. They are written to a JSON Lines file (whose
 path and SHA-256 the manifest records) and kept in the storage backend by run id, in batches
-under ``samples:<run_id>:<n>`` with an index entry ``samples:<run_id>`` holding the manifest.
+under ``samples:<run_id>:<n>`` with an index entry ``samples:<run_id>`` holding the manifest and
+the rows' :func:`samples_digest`.
 """
 
 from __future__ import annotations
@@ -22,9 +23,12 @@ __all__ = [
     "LATEST_KEY",
     "iter_sample_rows",
     "load_stored_run",
+    "mark_latest",
     "read_jsonl",
     "sample_rows",
+    "samples_digest",
     "store_run",
+    "stored_digest",
     "template_hashes",
     "write_jsonl",
 ]
@@ -119,6 +123,45 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
+def samples_digest(
+    records: Iterable[EvaluationRecord],
+    run_id: str,
+    *,
+    templates: Mapping[str, str] | None = None,
+    experiment: str | None = None,
+) -> str:
+    """SHA-256 of what a run's sample rows say, apart from ``cached`` flags and latencies.
+
+    Covers the run id, experiment, and per record the cell, row, epoch, template hash, prompt
+    (the generation's cache key, which hashes the rendered messages, model and sampling),
+    response, extracted answer, reference, scores, error kind and tokens. A fully cached rerun
+    under the same run id has the same digest: its rows differ only in being served from the
+    cache, so the stored rows of the run that produced them are kept (see ``finish_run``).
+    Cheaper than building the rows: no JSON, no prompt hashing.
+    """
+    templates = templates or {}
+    digest = hashlib.sha256(repr((run_id, experiment)).encode())
+    for rec in records:
+        gen = rec.generation
+        task = gen.task
+        usage = gen.usage
+        item = (
+            task.cell.cell_id,
+            task.row_id,
+            task.sample_index,
+            templates.get(task.cell.template_name),
+            task.cache_key or stable_hash(list(task.messages)),
+            gen.text,
+            rec.prediction,
+            task.reference,
+            [(name, s.value) for name, s in rec.scores.items()],
+            gen.error.kind if gen.error is not None else None,
+            (usage.prompt_tokens, usage.completion_tokens) if usage is not None else None,
+        )
+        digest.update(repr(item).encode("utf-8", "surrogatepass") + b"\x1e")
+    return digest.hexdigest()
+
+
 def write_jsonl(rows: Sequence[Mapping[str, Any]], path: str | os.PathLike[str]) -> str:
     """Write ``rows`` as JSON Lines (atomically); return the file's SHA-256."""
     target = Path(path)
@@ -139,13 +182,19 @@ def read_jsonl(path: str | os.PathLike[str]) -> tuple[list[dict[str, Any]], str]
 
 
 def store_run(
-    storage: Any, run_id: str, manifest: Mapping[str, Any], rows: Iterable[Mapping[str, Any]]
+    storage: Any,
+    run_id: str,
+    manifest: Mapping[str, Any],
+    rows: Iterable[Mapping[str, Any]],
+    *,
+    digest: str | None = None,
 ) -> int:
     """Keep ``rows`` and the manifest in ``storage`` under ``samples:<run_id>``; return the count.
 
     Rows go in entries of 500, several entries per ``set_many`` (one transaction in the stores
-    that support it), so memory stays bounded for large runs. The index entry is written last:
-    a run is never visible half-stored.
+    that support it), so memory stays bounded for large runs. The index entry (with ``digest``,
+    the rows' :func:`samples_digest`, when given) is written last: a run is never visible
+    half-stored.
     """
     chunks = count = 0
     pending: list[tuple[str, dict[str, Any]]] = []
@@ -171,11 +220,25 @@ def store_run(
         storage.set_many(pending)
     storage.set_many(
         [
-            (f"samples:{run_id}", {"manifest": dict(manifest), "chunks": chunks}),
+            (
+                f"samples:{run_id}",
+                {"manifest": dict(manifest), "chunks": chunks, "digest": digest},
+            ),
             (LATEST_KEY, {"run_id": run_id}),
         ]
     )
     return count
+
+
+def mark_latest(storage: Any, run_id: str) -> None:
+    """Point ``latest`` at run ``run_id`` (whose rows are already stored)."""
+    storage.set(LATEST_KEY, {"run_id": run_id})
+
+
+def stored_digest(storage: Any, run_id: str) -> str | None:
+    """The :func:`samples_digest` recorded with run ``run_id``'s stored rows, or None."""
+    index = storage.get(f"samples:{run_id}")
+    return str(index["digest"]) if index and index.get("digest") else None
 
 
 def load_stored_run(

@@ -7,7 +7,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from .entities import EvaluationRecord, GenerationRecord
 
-__all__ = ["EvaluationPipelineProtocol"]
+__all__ = ["EvaluationPipelineProtocol", "missing_pipeline_members"]
 
 
 @runtime_checkable
@@ -37,6 +37,10 @@ class EvaluationPipelineProtocol(Protocol):
         """Whether a metric needs the row's gold answer."""
         ...
 
+    def attach(self, *, runner: Any = None, cache: Any = None) -> None:
+        """Receive the run's runner and cache (e.g. for an LLM judge's requests)."""
+        ...
+
     def prepare(self) -> None:
         """Start what scoring needs (sandbox processes …) before the first record arrives."""
         ...
@@ -48,3 +52,20 @@ class EvaluationPipelineProtocol(Protocol):
     def close(self) -> None:
         """Release what :meth:`prepare` started."""
         ...
+
+
+_PIPELINE_MEMBERS = (
+    "metric_names",
+    "fingerprint",
+    "to_dict",
+    "requires_reference",
+    "attach",
+    "prepare",
+    "evaluate",
+    "close",
+)
+
+
+def missing_pipeline_members(pipeline: object) -> list[str]:
+    """The :class:`EvaluationPipelineProtocol` members ``pipeline`` lacks (empty when none)."""
+    return [name for name in _PIPELINE_MEMBERS if not hasattr(pipeline, name)]

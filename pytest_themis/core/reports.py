@@ -268,7 +268,12 @@ class ExperimentReport:
             log_prompts=log_prompts,
         )
         digest = write_jsonl(rows, target)
-        self.manifest["samples"] = samples_reference(target, target.parent, digest, len(rows))
+        # deferred: core must not import the experiment layer at module level
+        from ..experiment.manifest import finalize_manifest
+
+        reference = samples_reference(target, target.parent, digest, len(rows))
+        known = self.manifest.get("samples") or {}  # e.g. the store entry evaluate() recorded
+        self.manifest = finalize_manifest(self.manifest, samples={**known, **reference})
         return target
 
     def to_html(self, path: str | os.PathLike[str]) -> Path:

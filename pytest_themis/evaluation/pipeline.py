@@ -173,6 +173,11 @@ class EvaluationPipeline:
 
     # -- lifecycle ---------------------------------------------------------------------------
 
+    def attach(self, *, runner: Any = None, cache: Any = None) -> None:
+        """Hand the run's runner and cache to the metrics (called before anything is scored)."""
+        for metric in self.metrics:
+            metric.attach(runner=runner, cache=cache)
+
     def prepare(self) -> None:
         """Let metrics start slow resources (worker processes) while generation runs."""
         for metric in self.metrics:

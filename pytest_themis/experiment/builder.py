@@ -61,20 +61,19 @@ class AssembledRun:
         evaluation_batch_size: int = 100,
         finish: Callable[[ExperimentReport], None] | None = None,
     ) -> ExperimentReport:
-        """Run the orchestrator; ``finish(report)`` runs before the runner, engine and store it
-        owns are closed (e.g. to keep the run's samples in that store)."""
+        """Run the orchestrator; ``finish(report)`` completes the manifest before it is saved and
+        runs before the runner, engine and store it owns are closed (e.g. to keep the run's
+        samples in that store)."""
         request = self.request
         try:
-            report = self.orchestrator.run(
+            return self.orchestrator.run(
                 dataset=self.rows,
                 run_id=request.run_id,
                 evaluation_batch_size=evaluation_batch_size,
                 cells=list(request.cells) if request.cells is not None else None,
                 progress=progress,
+                finish=finish,
             )
-            if finish is not None:
-                finish(report)
-            return report
         finally:
             self.orchestrator.runner.close()
             if self.owned_backend is not None:

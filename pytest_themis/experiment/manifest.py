@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 import platform
 import subprocess
 from collections.abc import Iterable, Sequence
@@ -18,7 +19,10 @@ from ..errors import ThemisError
 
 __all__ = [
     "SCHEMA_VERSION",
+    "VALIDATE_ENV",
     "build_manifest",
+    "check_manifest",
+    "finalize_manifest",
     "iso_utc",
     "environment_info",
     "manifest_hash",
@@ -31,6 +35,8 @@ __all__ = [
 SCHEMA_VERSION = "1.0"
 _PACKAGES = ("pytest-themis", "litellm", "datasets", "diskcache", "math-verify", "pytest")
 _VOLATILE_TOP = ("created_at", "timings", "manifest_sha256")
+#: Environment variable: ``1`` makes :func:`check_manifest` run the full JSON Schema validation.
+VALIDATE_ENV = "THEMIS_VALIDATE_MANIFEST"
 
 
 def _version(name: str) -> str | None:
@@ -219,21 +225,58 @@ def _add_totals_and_hash(manifest: dict[str, Any], started: float, finished: flo
 
 
 def strip_volatile(manifest: dict[str, Any]) -> dict[str, Any]:
-    """A copy without wall-clock fields and cache hit counts, which differ between equal runs."""
+    """A copy without what differs between equal runs or between copies of one manifest.
+
+    Dropped: ``created_at``, ``timings``, ``manifest_sha256``, each cell's ``execution`` (cache
+    hit counts, durations) and, in ``samples``, the file's ``path`` (relative to where the copy
+    lives) and ``sha256`` (the file's bytes hold latencies and cached flags).
+    """
     clean = copy.deepcopy(manifest)
     for key in _VOLATILE_TOP:
         clean.pop(key, None)
     for cell in clean.get("cells", []):
         cell.pop("execution", None)
     samples = clean.get("samples")
-    if isinstance(samples, dict):  # the file holds latencies and cached flags
+    if isinstance(samples, dict):
+        samples.pop("path", None)
         samples.pop("sha256", None)
     return clean
 
 
 def manifest_hash(manifest: dict[str, Any]) -> str:
-    """SHA-256 of the manifest's content, ignoring timings and the hash itself."""
+    """SHA-256 of the manifest's content: :func:`strip_volatile` of it, as canonical JSON.
+
+    It covers every section the final manifest holds — datasets, templates, models, sampling,
+    pipelines, settings, cells (scores, counts, gates), totals, ``interrupted``, the ``samples``
+    reference's count and content hash, and the ``comparison`` — so two runs with equal content
+    have equal hashes.
+    """
     return stable_hash(strip_volatile(manifest))
+
+
+def finalize_manifest(
+    manifest: dict[str, Any],
+    *,
+    samples: dict[str, Any] | None = None,
+    comparison: dict[str, Any] | None = None,
+    interrupted: bool = False,
+) -> dict[str, Any]:
+    """The manifest in its final form: sections added, hashed over them, checked once.
+
+    Returns a new dict with the ``samples`` reference, the ``comparison`` and the
+    ``interrupted`` flag added (those given), ``manifest_sha256`` recomputed over the result and
+    :func:`check_manifest` passed. Both doors call it once per run, before writing anything.
+    """
+    final = dict(manifest)
+    if interrupted:
+        final["interrupted"] = True
+    if samples is not None:
+        final["samples"] = samples
+    if comparison is not None:
+        final["comparison"] = comparison
+    final["manifest_sha256"] = manifest_hash(final)
+    check_manifest(final)
+    return final
 
 
 @lru_cache(maxsize=1)
@@ -245,13 +288,87 @@ def manifest_schema() -> dict[str, Any]:
     return schema
 
 
-def validate_manifest(manifest: dict[str, Any]) -> None:
-    """Raise :class:`ThemisError` naming the first schema violation."""
-    import jsonschema
+@lru_cache(maxsize=1)
+def _validator() -> Any:
+    import jsonschema  # deferred: ~0.1-0.3 s, paid only where the full validation is asked for
 
-    validator = jsonschema.Draft202012Validator(manifest_schema())
-    errors = sorted(validator.iter_errors(manifest), key=lambda e: list(e.path))
+    return jsonschema.Draft202012Validator(manifest_schema())
+
+
+def validate_manifest(manifest: dict[str, Any]) -> None:
+    """Validate against the JSON Schema; raise :class:`ThemisError` naming the first violation."""
+    errors = sorted(_validator().iter_errors(manifest), key=lambda e: list(e.path))
     if errors:
         first = errors[0]
         where = "/".join(str(p) for p in first.path) or "(root)"
         raise ThemisError(f"manifest is invalid at {where}: {first.message}")
+
+
+def check_manifest(manifest: dict[str, Any]) -> None:
+    """The session-end check: structural, without jsonschema (full validation with
+    ``THEMIS_VALIDATE_MANIFEST=1``).
+
+    The structural check walks the shipped schema's ``type``, ``required``, ``properties``,
+    ``items``, ``additionalProperties``, ``enum``, ``const`` and ``$ref``; patterns, numeric
+    bounds and conditionals are left to :func:`validate_manifest`.
+    """
+    if os.environ.get(VALIDATE_ENV, "").strip() == "1":
+        validate_manifest(manifest)
+        return
+    schema = manifest_schema()
+    problem = _structure(manifest, schema, schema, ())
+    if problem is not None:
+        where, message = problem
+        raise ThemisError(f"manifest is invalid at {'/'.join(where) or '(root)'}: {message}")
+
+
+_TYPES: dict[str, tuple[type, ...]] = {
+    "object": (dict,),
+    "array": (list, tuple),
+    "string": (str,),
+    "integer": (int,),
+    "number": (int, float),
+    "boolean": (bool,),
+    "null": (type(None),),
+}
+
+
+def _type_ok(value: Any, names: Any) -> bool:
+    for name in [names] if isinstance(names, str) else names:
+        if isinstance(value, bool) and name in ("integer", "number"):
+            continue
+        if isinstance(value, _TYPES[name]):
+            return True
+    return False
+
+
+def _structure(
+    value: Any, node: dict[str, Any], root: dict[str, Any], where: tuple[str, ...]
+) -> tuple[tuple[str, ...], str] | None:
+    """The first structural violation of ``value`` against schema ``node``, or None."""
+    ref = node.get("$ref")
+    if isinstance(ref, str) and ref.startswith("#/$defs/"):
+        node = root["$defs"][ref.rsplit("/", 1)[1]]
+    if "type" in node and not _type_ok(value, node["type"]):
+        return where, f"{value!r:.60} is not of type {node['type']!r}"
+    if "enum" in node and value not in node["enum"]:
+        return where, f"{value!r:.60} is not one of {node['enum']!r}"
+    if "const" in node and value != node["const"]:
+        return where, f"{value!r:.60} is not {node['const']!r}"
+    if isinstance(value, dict):
+        missing = [k for k in node.get("required", ()) if k not in value]
+        if missing:
+            return where, f"{missing[0]!r} is a required property"
+        props = node.get("properties", {})
+        extra = node.get("additionalProperties")
+        for key, item in value.items():
+            sub = props.get(key, extra if isinstance(extra, dict) else None)
+            found = _structure(item, sub, root, (*where, str(key))) if sub else None
+            if found is not None:
+                return found
+    elif isinstance(value, (list, tuple)) and isinstance(node.get("items"), dict):
+        for i, item in enumerate(value):
+            found = _structure(item, node["items"], root, (*where, str(i)))
+            if found is not None:
+                return found
+    return None

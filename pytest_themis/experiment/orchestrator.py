@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import itertools
+import queue
+import threading
 import time
-from collections import defaultdict
+from collections import defaultdict, deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from ..core.entities import CellSpec, EvaluationRecord, GenerationRecord, GenerationTask
 from ..core.hashing import dataset_fingerprint, stable_hash
+from ..core.protocols import EvaluationPipelineProtocol, missing_pipeline_members
 from ..core.reports import EvaluationReport, ExperimentReport
 from ..errors import ConfigurationError
 from ..generation.plan import GenerationPlan, PreparedRow
@@ -57,7 +61,7 @@ class ExperimentOrchestrator:
         self,
         generation_plan: GenerationPlan,
         generation_runner: GenerationRunner | None = None,
-        evaluation_pipeline: Any = None,
+        evaluation_pipeline: EvaluationPipelineProtocol | None = None,
         cache_manager: CacheManager | None = None,
         *,
         dataset_info: dict[str, Any] | None = None,
@@ -68,9 +72,16 @@ class ExperimentOrchestrator:
                 "ExperimentOrchestrator needs an evaluation_pipeline, e.g. "
                 "EvaluationPipeline(extractor=IdentityExtractor(), metrics=[ExactMatch()])"
             )
+        missing = missing_pipeline_members(evaluation_pipeline)
+        if missing:
+            raise ConfigurationError(
+                f"evaluation_pipeline {type(evaluation_pipeline).__name__} lacks "
+                f"{', '.join(missing)}; implement EvaluationPipelineProtocol "
+                "(pytest_themis.core.protocols), e.g. by subclassing EvaluationPipeline"
+            )
         self.plan = generation_plan
         self.runner = generation_runner or GenerationRunner()
-        self.pipeline = evaluation_pipeline
+        self.pipeline: EvaluationPipelineProtocol = evaluation_pipeline
         self.cache = cache_manager or CacheManager(enable_cache=False)
         self.dataset_info = dict(dataset_info or {})
         self.experiment = experiment
@@ -84,8 +95,13 @@ class ExperimentOrchestrator:
         cells: Sequence[CellSpec] | None = None,
         progress: Callable[[ProgressEvent], None] | None = None,
         progress_interval: float = 0.2,
+        finish: Callable[[ExperimentReport], None] | None = None,
     ) -> ExperimentReport:
-        """Generate (or load from cache) and score every task; return the report."""
+        """Generate (or load from cache) and score every task; return the report.
+
+        ``finish(report)`` may complete ``report.manifest`` (samples, comparison) before the
+        run's manifest is saved in the store, so it is saved once, in its final form.
+        """
         if evaluation_batch_size < 1:
             raise ConfigurationError(
                 f"evaluation_batch_size must be >= 1, got {evaluation_batch_size}"
@@ -137,33 +153,35 @@ class ExperimentOrchestrator:
                     )
                 )
 
-        for metric in getattr(self.pipeline, "metrics", ()):
-            attach = getattr(metric, "attach", None)
-            if callable(attach):  # e.g. an LLM judge asks through this run's runner and cache
-                attach(runner=self.runner, cache=self.cache)
-        # Split hits from misses first, in batches, before any request: the runner gets misses
-        # only, and a fully cached run creates no provider and starts no worker.
-        hits: list[GenerationRecord] = []
-        misses: list[GenerationTask] = []
-        for found, fresh in self._partition(rows, chosen):
-            hits.extend(found)
-            misses.extend(fresh)
-        prepare = getattr(self.pipeline, "prepare", None)
-        if callable(prepare) and total:
-            prepare()  # e.g. scoring workers start while the first requests are in flight
-        for finished in self.runner.run_batches(misses) if misses else ():
-            # Persist first: a finished generation is durable before anything else happens.
-            self.cache.store_many(finished)
-            take(finished)
-            # Hits are scored while the first requests are in flight, not before them.
-            take(hits)
-            hits.clear()
-            report_progress()
-        take(hits)
+        self.pipeline.attach(runner=self.runner, cache=self.cache)  # e.g. an LLM judge
+        # Hits are split from misses in batches by a lookup thread, off the request path: the
+        # runner gets misses only, its first ones as soon as the first batch is looked up.
+        hits: deque[GenerationRecord] = deque()
+        lookups = _Lookahead(self._partition(rows, chosen, hits))
+        try:
+            first = next((b for b in lookups if b), [])  # fully cached: no provider, no worker
+            if total:
+                self.pipeline.prepare()  # e.g. scoring workers start while requests are in flight
+            misses = itertools.chain(first, itertools.chain.from_iterable(lookups))
+            for finished in self.runner.run_batches(misses) if first else ():
+                # Persist first: a finished generation is durable before anything else happens.
+                self.cache.store_many(finished)
+                take(finished)
+                take(_drain(hits))  # hits are scored while requests are in flight
+                report_progress()
+            for _ in lookups:  # a runner that stopped early (budget): the later hits still count
+                pass
+        finally:
+            lookups.close()
+        take(_drain(hits))
         flush()
         report_progress(force=True)
         duration = time.perf_counter() - started
-        return self._report(run_id, rows, chosen, by_cell, dataset_info, started_wall, duration)
+        report = self._report(run_id, rows, chosen, by_cell, dataset_info, started_wall, duration)
+        if finish is not None:
+            finish(report)
+        self.cache.save_run(run_id, report.manifest)
+        return report
 
     # -- steps --------------------------------------------------------------------------------
 
@@ -173,9 +191,7 @@ class ExperimentOrchestrator:
         return self.plan.prepare(dataset)
 
     def _check_reference(self) -> None:
-        if self.plan.reference_field is None and getattr(
-            self.pipeline, "requires_reference", False
-        ):
+        if self.plan.reference_field is None and self.pipeline.requires_reference:
             names = ", ".join(self.pipeline.metric_names)
             raise ConfigurationError(
                 f"metrics {names} compare against a reference, but no reference_field is set; "
@@ -190,16 +206,15 @@ class ExperimentOrchestrator:
         return info
 
     def _partition(
-        self, rows: list[PreparedRow], cells: list[CellSpec]
-    ) -> Iterator[tuple[list[GenerationRecord], list[GenerationTask]]]:
-        """The plan's tasks in batches, each split into cache hits and tasks to send.
+        self, rows: list[PreparedRow], cells: list[CellSpec], hits: deque[GenerationRecord]
+    ) -> Iterator[list[GenerationTask]]:
+        """The plan's tasks, one lookup batch at a time: hits go to ``hits``, misses are yielded.
 
-        In replay mode a miss becomes an error record instead of a task.
+        In replay mode a miss becomes an error record (a hit) instead of a task.
         """
         cache = self.cache
         source = self.plan.iter_tasks(rows, cells)
         while chunk := list(itertools.islice(source, _LOOKUP_BATCH)):
-            hits: list[GenerationRecord] = []
             fresh: list[GenerationTask] = []
             for task, found in zip(chunk, cache.lookup_many(chunk), strict=True):
                 if found is not None:
@@ -208,7 +223,7 @@ class ExperimentOrchestrator:
                     hits.append(cache.miss_record(task))
                 else:
                     fresh.append(task)
-            yield hits, fresh
+            yield fresh
 
     def _report(
         self,
@@ -257,7 +272,6 @@ class ExperimentOrchestrator:
             started_at=started_wall,
             finished_at=time.time(),
         )
-        self.cache.save_run(run_id, manifest)
         metadata = {
             "run_id": run_id,
             "experiment": self.experiment,
@@ -273,3 +287,66 @@ class ExperimentOrchestrator:
             metadata=metadata,
             manifest=manifest,
         )
+
+
+_END = object()
+
+
+class _Lookahead(Iterator[list[GenerationTask]]):
+    """``batches``, produced up to ``depth`` ahead by a background thread.
+
+    The cache lookups run there, not on the thread that sends requests; an error in them is
+    raised by ``next``. :meth:`close` (safe from any thread) stops the thread at its next batch.
+    """
+
+    def __init__(self, batches: Iterator[list[GenerationTask]], depth: int = 2) -> None:
+        self._batches = batches
+        self._out: queue.Queue[Any] = queue.Queue(maxsize=depth)
+        self._stop = threading.Event()
+        self._done = False
+        self._thread = threading.Thread(target=self._work, name="themis-cache-lookup", daemon=True)
+        self._thread.start()
+
+    def _put(self, item: Any) -> bool:
+        while not self._stop.is_set():
+            try:
+                self._out.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _work(self) -> None:
+        try:
+            for batch in self._batches:
+                if not self._put(batch):
+                    return
+            self._put(_END)
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the consuming thread
+            self._put(exc)
+
+    def __next__(self) -> list[GenerationTask]:
+        if self._done:
+            raise StopIteration
+        item = self._out.get()
+        if isinstance(item, BaseException):
+            self._done = True
+            raise item
+        if item is _END:
+            self._done = True
+            raise StopIteration
+        batch: list[GenerationTask] = item
+        return batch
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join()
+        if not self._done:
+            with contextlib.suppress(queue.Full):
+                self._out.put_nowait(_END)  # wakes a consumer waiting in another thread
+
+
+def _drain(items: deque[GenerationRecord]) -> Iterator[GenerationRecord]:
+    """Pop ``items`` from the left until it is empty (it may grow from another thread)."""
+    while items:
+        yield items.popleft()

@@ -23,6 +23,7 @@ from pytest_themis.core.entities import (
 )
 from pytest_themis.core.reports import EvaluationReport
 from pytest_themis.errors import ConfigurationError
+from pytest_themis.experiment.manifest import manifest_hash
 
 ROWS = [{"id": f"r{i}", "q": f"{i} + {3 * i}", "answer": str(4 * i)} for i in range(200)]
 
@@ -121,7 +122,14 @@ def test_to_jsonl_fields_hash_mode_and_manifest_reference(tmp_path: Path) -> Non
     assert set(fields.split()) | {"scores", "error", "cached", "tokens", "latency"} <= set(first)
     assert "prompt" not in first and first["row_id"] == "r0" and first["reference"] == "0"
     assert first["scores"]["ExactMatch"] in (0.0, 1.0)
-    assert report.manifest["samples"] == {"path": "samples.jsonl", "sha256": digest, "count": 5}
+    reference = report.manifest["samples"]
+    assert {k: reference[k] for k in ("path", "sha256", "count")} == {
+        "path": "samples.jsonl",
+        "sha256": digest,
+        "count": 5,
+    }
+    assert reference["store_key"] == f"samples:{report.run_id}"  # evaluate() kept them there
+    assert report.manifest["manifest_sha256"] == manifest_hash(report.manifest)
     full, _ = read_jsonl(report.to_jsonl(tmp_path / "full.jsonl"))
     assert full[0]["prompt"] == [{"role": "user", "content": "0 + 0"}]
 

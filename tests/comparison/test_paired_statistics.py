@@ -16,6 +16,7 @@ from pytest_themis.comparison.statistics import (
     minimum_detectable_difference,
     newcombe_paired_interval,
     paired_bootstrap,
+    paired_bootstraps,
     pass_at_k,
     rows_needed,
 )
@@ -185,3 +186,20 @@ def test_maj_at_k() -> None:
     assert maj_at_k(["5", "4", "5"], [False, True, False]) == 0.0
     assert maj_at_k(["4", "5"], [True, False]) == 1.0  # tie: first seen wins
     assert maj_at_k([None, None], [False, False]) == 0.0
+
+
+def test_metrics_on_the_same_rows_share_the_resampled_rows() -> None:
+    import numpy as np
+
+    rng = np.random.default_rng(8)
+    diffs = list(rng.normal(0.1, 1.0, 300))
+    rows = [f"r{i}" for i in range(300)]
+    other = [f"s{i}" for i in range(300)]
+    doubled, alone, elsewhere = paired_bootstraps(
+        [(diffs, rows), ([2 * d for d in diffs], rows), (diffs, other)], seed=5
+    )
+    # same rows: every replicate takes the same rows, so a doubled metric doubles exactly
+    assert (alone.ci_low, alone.ci_high) == pytest.approx((2 * doubled.ci_low, 2 * doubled.ci_high))
+    assert alone.stderr == pytest.approx(2 * doubled.stderr)
+    # other rows are resampled on their own: same data, a different (still seeded) draw
+    assert elsewhere.estimate == doubled.estimate and elsewhere.ci_low != doubled.ci_low

@@ -77,6 +77,15 @@ class MatchPipeline:
     def to_dict(self) -> dict[str, str]:
         return {"name": "match"}
 
+    def attach(self, *, runner: object = None, cache: object = None) -> None:
+        pass
+
+    def prepare(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
     def evaluate(self, records: Sequence[GenerationRecord]) -> list[EvaluationRecord]:
         out = []
         for rec in records:

@@ -70,6 +70,9 @@ class Metric(ABC):
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, **self.params()}
 
+    def attach(self, runner: Any = None, cache: Any = None) -> None:  # noqa: B027 - optional hook
+        """Receive the run's runner and cache (an LLM judge sends its requests through them)."""
+
     def prepare(self) -> None:  # noqa: B027 - optional hook, deliberately a no-op
         """Start slow resources in the background (called before generation begins).
 
