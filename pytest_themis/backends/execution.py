@@ -17,8 +17,10 @@ from typing import TYPE_CHECKING, TypeVar
 
 if TYPE_CHECKING:
     from ..core.entities import GenerationRecord, GenerationTask
+    from ..core.protocols import EvaluationPipelineProtocol
     from ..generation.executors import TaskExecutor
     from ..generation.kernel import Budget, GenerationKernel, RunSettings
+    from .scoring import Scorer
 
 __all__ = [
     "ExecutionBackend",
@@ -97,6 +99,16 @@ class ExecutionBackend(ABC):
 
         for record in self.map_unordered(one, job.tasks, max_in_flight=job.limit):
             yield [record]
+
+    def open_scoring(self, pipeline: EvaluationPipelineProtocol) -> Scorer:
+        """A :class:`~pytest_themis.backends.scoring.Scorer` of ``pipeline`` on this backend.
+
+        The default scores in this process. Engines with workers elsewhere (Ray, Dask) override
+        it to score there; ``score_on_engine`` needs such a backend.
+        """
+        from .scoring import LocalScorer  # deferred: scoring imports this module
+
+        return LocalScorer(pipeline)
 
     def shutdown(self) -> None:
         """Release workers. Called when the runner that owns the backend is done with it."""
