@@ -6,6 +6,7 @@ the cluster is the scoring alone (the model callables never leave this process).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -23,13 +24,15 @@ from support.ray_cluster import local_ray
 from pytest_themis import evaluate
 from pytest_themis.backends.dask import DaskExecutionBackend
 from pytest_themis.backends.ray import RayExecutionBackend
-from pytest_themis.core.entities import MetricScore
+from pytest_themis.core.entities import GenerationRecord, MetricScore, ModelSpec, SamplingConfig
 from pytest_themis.core.reports import ExperimentReport
 from pytest_themis.errors import ConfigurationError
 from pytest_themis.evaluation.metrics.base import Metric
 from pytest_themis.evaluation.metrics.exact_match import ExactMatch
 from pytest_themis.evaluation.metrics.math_verify import MathVerifyAccuracy
 from pytest_themis.evaluation.pipeline import EvaluationPipeline
+from pytest_themis.generation.plan import GenerationPlan
+from pytest_themis.generation.templates import PromptTemplate
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 
@@ -239,28 +242,23 @@ def test_a_killed_dask_worker_mid_scoring_loses_no_record(
     assert Counter(pred for _, _, pred in calls) >= Counter(stalled) + Counter(stalled)
 
 
-def test_a_killed_ray_actor_mid_scoring_loses_no_record(ray_backend: RayExecutionBackend) -> None:
-    import ray
-
-    from pytest_themis.core.entities import (
-        GenerationRecord,
-        GenerationTask,
-        ModelSpec,
-        SamplingConfig,
-    )
-    from pytest_themis.generation.plan import GenerationPlan
-    from pytest_themis.generation.templates import PromptTemplate
-
+def _records(count: int, text: str, gold: str) -> list[GenerationRecord]:
+    """``count`` generation records answering ``text`` to a question whose gold is ``gold``."""
     plan = GenerationPlan(
         [PromptTemplate("p", "{q}")],
         [ModelSpec("echo", "fake")],
         [SamplingConfig()],
         reference_field="gold",
     )
-    rows = [{"id": f"r{i}", "q": "?", "gold": "2"} for i in range(16)]
-    tasks: list[GenerationTask] = list(plan.iter_tasks(plan.prepare(rows)))
+    rows = [{"id": f"r{i}", "q": "?", "gold": gold} for i in range(count)]
+    return [GenerationRecord(task=t, text=text) for t in plan.iter_tasks(plan.prepare(rows))]
+
+
+def test_a_killed_ray_actor_mid_scoring_loses_no_record(ray_backend: RayExecutionBackend) -> None:
+    import ray
+
     # every item runs into the timeout, so batches stay out a while
-    records = [GenerationRecord(task=t, text=STUCK) for t in tasks]
+    records = _records(16, STUCK, "2")
     pipeline = EvaluationPipeline(metrics=[MathVerifyAccuracy(timeout=0.5, workers=1)])
     scorer = ray_backend.open_scoring(pipeline)
     try:
@@ -274,6 +272,45 @@ def test_a_killed_ray_actor_mid_scoring_loses_no_record(ray_backend: RayExecutio
         scorer.close()
     assert sorted(id(r.generation) for r in scored) == sorted(id(r) for r in records)
     assert all(r.scores["MathVerifyAccuracy"].details == {"timeout": True} for r in scored)
+
+
+def _worker_pids(engine: Any) -> list[int]:
+    if isinstance(engine, DaskExecutionBackend):
+        return sorted(engine.client.run(os.getpid).values())
+    import ray
+
+    return sorted(ray.get([actor.call.remote(os.getpid) for actor in engine.actors]))
+
+
+def _pool_hosts(engine: Any) -> set[int]:
+    """PIDs of math-verify pool hosts started by the engine's worker processes."""
+    import psutil
+
+    hosts = set()
+    for pid in _worker_pids(engine):
+        for child in psutil.Process(pid).children():
+            with contextlib.suppress(psutil.NoSuchProcess):
+                if "host_main" in " ".join(child.cmdline()):
+                    hosts.add(child.pid)
+    return hosts
+
+
+def test_worker_pools_serve_every_batch_and_stop_at_close(engine: Any) -> None:
+    assert _pool_hosts(engine) == set()
+    records = _records(12, "\\sqrt{8}", "2\\sqrt{2}")  # not the fast path: the pool scores it
+    scorer = engine.open_scoring(
+        EvaluationPipeline(metrics=[MathVerifyAccuracy(timeout=5, workers=1)])
+    )
+    try:
+        first = [r for batch in scorer.score(records, batch_size=2) for r in batch]
+        hosts = _pool_hosts(engine)
+        assert 1 <= len(hosts) <= 2  # one pool per worker process, whatever its batch count
+        second = [r for batch in scorer.score(records, batch_size=3) for r in batch]
+        assert _pool_hosts(engine) == hosts  # the same pools served the next batches
+    finally:
+        scorer.close()
+    assert all(r.scores["MathVerifyAccuracy"].value == 1.0 for r in first + second)
+    poll(lambda: not _pool_hosts(engine), 30, "the workers' pools to stop")
 
 
 # --------------------------------------------------------------------------- judges stay here
