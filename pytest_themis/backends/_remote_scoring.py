@@ -175,7 +175,8 @@ class RemoteScorer(Scorer):
             return
         self._closed = True
         self.engine.run_everywhere(close_job, self.job_id)
-        self.engine.release(self._shipped)
+        shipped, self._shipped = self._shipped, None
+        self.engine.release(shipped)
 
 
 def _light(record: GenerationRecord, cells: dict[int, CellSpec]) -> GenerationRecord:

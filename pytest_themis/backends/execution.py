@@ -106,7 +106,7 @@ class ExecutionBackend(ABC):
         The default scores in this process. Engines with workers elsewhere (Ray, Dask) override
         it to score there; ``score_on_engine`` needs such a backend.
         """
-        from .scoring import LocalScorer  # deferred: scoring imports this module
+        from .scoring import LocalScorer  # deferred: loaded only by runs that score here
 
         return LocalScorer(pipeline)
 

@@ -17,10 +17,10 @@ from typing import TYPE_CHECKING, Any
 
 from ..core.entities import EvaluationRecord, GenerationRecord
 from ..errors import ConfigurationError
+from .execution import ExecutionBackend
 
 if TYPE_CHECKING:
     from ..core.protocols import EvaluationPipelineProtocol
-    from .execution import ExecutionBackend
 
 __all__ = ["EngineScoring", "LocalScorer", "Scorer", "check_scoring_backend", "scores_remotely"]
 
@@ -54,8 +54,6 @@ class LocalScorer(Scorer):
 
 def scores_remotely(backend: ExecutionBackend | None) -> bool:
     """Whether ``backend`` scores on workers of its own (it overrides ``open_scoring``)."""
-    from .execution import ExecutionBackend  # deferred: execution imports this module lazily
-
     return backend is not None and type(backend).open_scoring is not ExecutionBackend.open_scoring
 
 
