@@ -157,11 +157,13 @@ class RemoteScorer(Scorer):
                         raise answer.error
                     assert answer.records is not None
                     yield _reattach(batch, answer.records)
-        finally:
+        except Exception:
             self._drain(in_flight)
+            raise
 
     def _drain(self, in_flight: dict[Any, list[GenerationRecord]]) -> None:
-        """Collect batches still out (after an error), so the engine forgets their handles."""
+        """Collect batches still out after an error, so the engine forgets their handles (an
+        interrupt does not wait for them)."""
         while in_flight:
             for handle in self.engine.wait_any(list(in_flight), None):
                 in_flight.pop(handle)

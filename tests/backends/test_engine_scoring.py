@@ -26,7 +26,7 @@ from pytest_themis.backends.dask import DaskExecutionBackend
 from pytest_themis.backends.ray import RayExecutionBackend
 from pytest_themis.core.entities import GenerationRecord, MetricScore, ModelSpec, SamplingConfig
 from pytest_themis.core.reports import ExperimentReport
-from pytest_themis.errors import ConfigurationError
+from pytest_themis.errors import ConfigurationError, MetricError
 from pytest_themis.evaluation.metrics.base import Metric
 from pytest_themis.evaluation.metrics.exact_match import ExactMatch
 from pytest_themis.evaluation.metrics.math_verify import MathVerifyAccuracy
@@ -379,3 +379,63 @@ def test_score_on_engine_without_a_cluster_fails_before_any_request() -> None:
         message = str(info.value)
         assert "\n" not in message and "score_on_engine needs a Ray or Dask" in message
     assert calls == []
+
+
+class Unpicklable(Metric):
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+
+    def compute(self, prediction: str, reference: Any) -> float:
+        return 1.0
+
+
+def test_a_pipeline_the_engine_cannot_receive_fails_before_any_request(
+    dask_backend: DaskExecutionBackend,
+) -> None:
+    calls: list[str] = []
+
+    def model(prompt: str) -> str:
+        calls.append(prompt)
+        return prompt
+
+    with pytest.raises(ConfigurationError) as info:
+        evaluate(
+            dataset=MATH_ROWS,
+            model=model,
+            prompt="{pred}",
+            reference_field="gold",
+            metrics=[Unpicklable()],
+            storage=None,
+            execution_backend=dask_backend,
+            score_on_engine=True,
+        )
+    message = str(info.value)
+    assert "\n" not in message and "cannot be sent to the engine" in message
+    assert "score_on_engine off" in message and calls == []
+
+
+class Exploding(Metric):
+    def compute(self, prediction: str, reference: Any) -> float:
+        if prediction == "boom":
+            raise ValueError("boom")
+        return 1.0
+
+
+def test_a_failing_metric_fails_the_run_as_it_does_locally(
+    dask_backend: DaskExecutionBackend,
+) -> None:
+    rows = [{"id": "fine", "q": "ok"}, {"id": "bad", "q": "boom"}]
+    messages = []
+    for options in ({}, {"execution_backend": dask_backend, "score_on_engine": True}):
+        with pytest.raises(MetricError) as info:
+            evaluate(
+                dataset=rows,
+                model=echo,
+                prompt="{q}",
+                reference_field="q",
+                metrics=[Exploding()],
+                storage=None,
+                **options,
+            )
+        messages.append(str(info.value))
+    assert messages[0] == messages[1] == "metric Exploding failed on row 'bad': ValueError: boom"
