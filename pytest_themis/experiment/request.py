@@ -74,6 +74,10 @@ class ScoringConfig:
             raise ConfigurationError(
                 "no metrics: pass metrics=['exact_match', ...] or an evaluation pipeline"
             )
+        if not isinstance(self.on_engine, bool):
+            raise ConfigurationError(
+                f"score_on_engine must be True or False, got {self.on_engine!r}"
+            )
 
 
 @dataclass(frozen=True)

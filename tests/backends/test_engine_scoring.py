@@ -379,6 +379,15 @@ def test_score_on_engine_without_a_cluster_fails_before_any_request() -> None:
         message = str(info.value)
         assert "\n" not in message and "score_on_engine needs a Ray or Dask" in message
     assert calls == []
+    with pytest.raises(ConfigurationError, match="score_on_engine must be True or False"):
+        evaluate(
+            dataset=MATH_ROWS,
+            model=model,
+            prompt="{pred}",
+            reference_field="gold",
+            metrics=["exact_match"],
+            score_on_engine="yes",
+        )
 
 
 class Unpicklable(Metric):
