@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from support.dask_cluster import local_cluster, poll
+from support.dask_cluster import local_cluster, poll, subprocess_cluster
 from support.ray_cluster import local_ray
 
 from pytest_themis import evaluate
@@ -171,6 +171,28 @@ def test_humaneval_on_the_engine_scores_like_local(engine: Any, tmp_path: Path) 
         "timeout",
         "timeout",
     ]
+
+
+# --------------------------------------------------------------------------- the pytest door
+
+
+def test_preset_items_pass_when_scored_on_a_dask_cluster(
+    pytester: pytest.Pytester, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    # (Here, not among the plugin tests: after a --themis-backend=dask:// run through pytester,
+    # this process's later in-process pytester runs find no plugin entry points.)
+    with subprocess_cluster(tmp_path_factory.mktemp("dask"), n_workers=2) as cluster:
+        address = cluster.address.replace("tcp://", "dask://")
+        result = pytester.runpytest_subprocess(
+            "-p",
+            "no:cacheprovider",
+            "--themis-preset=demo",
+            "--themis-limit=3",
+            f"--themis-backend={address}",
+            "--themis-score-on-engine",
+        )
+    assert result.ret == pytest.ExitCode.OK, result.stdout.str()
+    result.assert_outcomes(passed=1)
 
 
 # --------------------------------------------------------------------------- faults

@@ -1,10 +1,9 @@
 """``--themis-score-on-engine`` (ini ``themis_score_on_engine``): refused before any request
-without a Ray/Dask engine; with one, the preset's items pass with scores made on the cluster."""
+without a Ray/Dask engine (the run on a cluster is in tests/backends/test_engine_scoring.py)."""
 
 from __future__ import annotations
 
 import pytest
-from support.dask_cluster import local_cluster
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -66,14 +65,3 @@ def test_a_bad_ini_value_names_the_key(pytester: pytest.Pytester) -> None:
     result = pytester.runpytest_subprocess(*RUN)
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*ini option themis_score_on_engine expects true or false*"])
-
-
-@pytest.mark.slow
-def test_preset_items_pass_when_scored_on_a_dask_cluster(pytester: pytest.Pytester) -> None:
-    with local_cluster(2) as client:
-        address = str(client.scheduler.address).replace("tcp://", "dask://")
-        result = pytester.runpytest_subprocess(
-            *RUN, f"--themis-backend={address}", "--themis-score-on-engine"
-        )
-    assert result.ret == pytest.ExitCode.OK, result.stdout.str()
-    result.assert_outcomes(passed=1)
