@@ -2,6 +2,13 @@
 
 Wall time includes starting the worker pool. Run: ``python benchmarks/bench_scoring.py``
 (``--repeat 3`` on a shared machine: each run starts a fresh pool and the best run counts).
+
+``--engines local,dask,ray`` instead scores ``-n`` generation records in one run in this process
+and on the engines (``score_on_engine``: ``EngineScoring`` over
+``DaskExecutionBackend(n_workers=2)`` and ``RayExecutionBackend(num_cpus=2, actors=2)``), in the
+orchestrator's batches of 100. Every
+run starts fresh math-verify pools (2 processes in all: 2 here, 1 per engine worker); the
+engines are started and warmed up untimed first.
 """
 
 from __future__ import annotations
@@ -12,6 +19,7 @@ import random
 import resource
 import sys
 import time
+from typing import Any
 
 from pytest_themis.core.entities import MetricScore
 from pytest_themis.evaluation.metrics.math_verify import MathVerifyAccuracy
@@ -79,7 +87,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timeout", type=float, default=5.0)
     parser.add_argument("--workers", type=int, default=None)
     parser.add_argument("--repeat", type=int, default=1, help="fresh pool each run; best counts")
+    parser.add_argument("--engines", default=None, help="e.g. local,dask,ray: scoring on engines")
     args = parser.parse_args(argv)
+    if args.engines:
+        return engines_main(args.n, args.timeout, args.engines.split(","))
 
     pairs, expected = make_pairs(args.n)
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
@@ -103,6 +114,88 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  {fast} accepted by the exact fast path, {len(pairs) - fast} sent to math-verify")
     print(f"  timeouts {timeouts}, verdicts differing from expectation {mismatches}")
     return 0 if verdict == "PASS" and mismatches == 0 else 1
+
+
+def _records(pairs: list[tuple[str, str]]) -> list[Any]:
+    from pytest_themis.core.entities import GenerationRecord, ModelSpec, SamplingConfig
+    from pytest_themis.generation.plan import GenerationPlan
+    from pytest_themis.generation.templates import PromptTemplate
+
+    plan = GenerationPlan(
+        [PromptTemplate("p", "{q}")],
+        [ModelSpec("bench", "fake")],
+        [SamplingConfig()],
+        reference_field="gold",
+    )
+    rows = [{"id": f"r{i}", "q": "?", "gold": gold} for i, (_, gold) in enumerate(pairs)]
+    tasks = plan.iter_tasks(plan.prepare(rows))
+    return [GenerationRecord(task=t, text=p) for t, (p, _) in zip(tasks, pairs, strict=True)]
+
+
+def _engine(name: str) -> Any:
+    if name == "dask":
+        from pytest_themis.backends.dask import DaskExecutionBackend
+
+        return DaskExecutionBackend(n_workers=2)
+    from pytest_themis.backends.ray import RayExecutionBackend
+
+    return RayExecutionBackend(num_cpus=2, actors=2)
+
+
+def _score_all(pipeline: Any, records: list[Any]) -> tuple[float, list[Any]]:
+    start = time.perf_counter()
+    try:
+        scored = [
+            r for i in range(0, len(records), 100) for r in pipeline.evaluate(records[i : i + 100])
+        ]
+    finally:
+        pipeline.close()
+    return time.perf_counter() - start, scored
+
+
+def engines_main(n: int, timeout: float, engines: list[str]) -> int:
+    from pytest_themis.backends.scoring import EngineScoring
+    from pytest_themis.evaluation.pipeline import EvaluationPipeline
+
+    pairs, expected = make_pairs(n)
+    records = _records(pairs)
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    print(f"scoring on the engine: {n} records, math-verify timeout {timeout:g}s")
+    print(f"  machine: {os.cpu_count()} CPUs, 1-minute load average {load:.2f} before the run")
+    results: dict[str, list[float]] = {}
+    for name in engines:
+        if name == "local":
+            metric = MathVerifyAccuracy(timeout=timeout, workers=2)
+            seconds, scored = _score_all(EvaluationPipeline(metrics=[metric]), records)
+        else:
+            backend = _engine(name)
+            try:
+                backend.open()  # untimed: the cluster starts; a first batch warms the workers
+                _score_all(
+                    EngineScoring(EvaluationPipeline(metrics=["exact_match"]), backend), records[:8]
+                )
+                metric = MathVerifyAccuracy(timeout=timeout, workers=1)
+                seconds, scored = _score_all(
+                    EngineScoring(EvaluationPipeline(metrics=[metric]), backend), records
+                )
+            finally:
+                backend.shutdown()
+        results[name] = [r.scores["MathVerifyAccuracy"].value for r in scored]
+        base = results.get("local")
+        print(
+            f"  {name:6s} {seconds:6.2f}s  {n / seconds:7.0f} records/s"
+            + (
+                f"  same scores as local: {results[name] == base}"
+                if base is not None and name != "local"
+                else ""
+            )
+        )
+    wrong = {
+        name: sum(v != e for v, e in zip(values, expected, strict=True))
+        for name, values in results.items()
+    }
+    print(f"  verdicts differing from expectation: {wrong}")
+    return 0 if len({tuple(v) for v in results.values()}) == 1 else 1
 
 
 if __name__ == "__main__":

@@ -68,6 +68,7 @@ def evaluate(
     progress: Callable[[Any], None] | None = None,
     baseline: Any = None,
     client: str | None = None,
+    score_on_engine: bool = False,
     **provider_options: Any,
 ) -> ExperimentReport:
     """Run a benchmark preset or your own rows against one or more models and score them.
@@ -89,7 +90,9 @@ def evaluate(
     loaded before anything is generated and the comparison lands in ``report.comparison``.
     ``client`` picks the HTTP client of litellm models: ``"auto"`` (the default: the native
     OpenAI client for ``openai/<model>`` with an ``api_base``), ``"litellm"`` or ``"native"``; it
-    is transport only, so cached generations are shared.
+    is transport only, so cached generations are shared. ``score_on_engine=True`` scores on the
+    Ray/Dask ``execution_backend``'s workers too (each metric's per-sample timeout still holds;
+    LLM judges stay in this process).
     """
     from .comparison.runs import finish_run, resolve_baseline
     from .experiment.builder import build_orchestrator
@@ -126,7 +129,7 @@ def evaluate(
             samplings=_samplings(temperature, max_tokens, preset),
             num_samples=num_samples,
         ),
-        scoring=_scoring(evaluation_pipeline, metrics, extractor, preset),
+        scoring=_scoring(evaluation_pipeline, metrics, extractor, preset, score_on_engine),
         run=RunSettings(
             max_parallel=max_parallel,
             max_retries=max_retries,
@@ -212,15 +215,17 @@ def _samplings(
     )
 
 
-def _scoring(pipeline: Any, metrics: Any, extractor: Any, preset: Any) -> ScoringConfig:
+def _scoring(
+    pipeline: Any, metrics: Any, extractor: Any, preset: Any, on_engine: bool
+) -> ScoringConfig:
     if pipeline is not None:
-        return ScoringConfig(pipeline=pipeline)
+        return ScoringConfig(pipeline=pipeline, on_engine=on_engine)
     if metrics is None and preset is not None:
-        return ScoringConfig(pipeline=preset.pipeline())
+        return ScoringConfig(pipeline=preset.pipeline(), on_engine=on_engine)
     if metrics is None:
         raise ConfigurationError(
             "no metrics: pass metrics=['exact_match', ...] or evaluation_pipeline=..."
         )
     if extractor is None:
         extractor = preset.extractor() if preset is not None else "identity"
-    return ScoringConfig(metrics=tuple(metrics), extractor=extractor)
+    return ScoringConfig(metrics=tuple(metrics), extractor=extractor, on_engine=on_engine)

@@ -17,8 +17,9 @@ __all__ = ["FLAGS", "add_options", "flag_name", "options_given"]
 #: One row per option: (dest, ini key or None, parser kind, repeatable, metavar, help). The flag
 #: is ``--themis-<dest>`` (underscores as dashes) and its value lands in
 #: ``config.option.themis_<dest>``; ``kind`` names a parser in :data:`.options.PARSERS`. A
-#: repeatable flag is a whitespace-separated list in the ini file. Plain tuples, because a class
-#: per row costs more to create than the whole table.
+#: repeatable flag is a whitespace-separated list in the ini file; a ``switch`` takes no value on
+#: the command line (true/false in the ini file). Plain tuples, because a class per row costs more
+#: to create than the whole table.
 FLAGS: tuple[tuple[str, str | None, str, bool, str, str], ...] = (
     ("preset", "themis_presets", "text", True, "NAME",
      "run a built-in benchmark as synthesized test items (repeatable): demo, gsm8k, math500"),
@@ -47,6 +48,8 @@ FLAGS: tuple[tuple[str, str | None, str, bool, str, str], ...] = (
     ("backend", "themis_backend", "backend", False, "NAME",
      "execution engine of the generations: local (default), ray, ray://host:port, "
      "ray:host:port, dask://host:port or a registered backend name"),
+    ("score_on_engine", "themis_score_on_engine", "switch", False, "",
+     "score on the --themis-backend engine's workers too (Ray/Dask; judges stay local)"),
     ("data_dir", "themis_data_dir", "text", False, "DIR",
      "folder with local benchmark copies (<preset>.jsonl)"),
     ("fail_under", "themis_fail_under", "fail_under", True, "[METRIC=]VALUE",
@@ -110,6 +113,12 @@ def add_options(parser: pytest.Parser) -> None:
     group = parser.getgroup("themis", "LLM evaluations (pytest-themis)")
     for dest, ini, kind, many, metavar, text in FLAGS:
         flag = flag_name(dest)
+        if kind == "switch":
+            group.addoption(flag, dest="themis_" + dest, action="store_const", const=True,
+                            default=None, help=text.replace("%", "%%"))  # fmt: skip
+            if ini is not None:
+                parser.addini(ini, help=text, type="string", default=None)
+            continue
         # an optional value (``--flag`` or ``--flag=X``): the bare flag stores 0.0
         optional: dict[str, Any] = (
             {"nargs": "?", "const": 0.0} if kind.startswith("optional_") else {}

@@ -121,6 +121,18 @@ def _client_parser(where: str) -> Parser:
     return _choice_parser(where, CLIENTS)
 
 
+def _switch_parser(where: str) -> Parser:
+    def parse(raw: str) -> bool:
+        value = str(raw).strip().lower()
+        if value in ("true", "yes", "on", "1"):
+            return True
+        if value in ("false", "no", "off", "0"):
+            return False
+        raise _usage(where, "true or false", raw)
+
+    return parse
+
+
 def _text_parser(where: str) -> Parser:
     def parse(raw: str) -> str:
         value = str(raw).strip()
@@ -230,6 +242,7 @@ PARSERS: dict[str, Callable[[str], Parser]] = {
     "optional_margin": _margin_parser,  # the flag's value may be left out (see flags.py)
     "log_prompts": lambda where: _choice_parser(where, LOG_PROMPT_MODES),
     "client": _client_parser,
+    "switch": _switch_parser,
 }
 
 _DEFAULTS: dict[str, Any] = {
@@ -322,6 +335,11 @@ class ThemisOptions:
         """The ``--themis-backend`` engine name (``local`` and unset: None, the default engine)."""
         value = self.get("backend")
         return None if value in (None, "local", "default") else str(value)
+
+    @property
+    def score_on_engine(self) -> bool:
+        """``--themis-score-on-engine`` (or ini ``themis_score_on_engine = true``)."""
+        return bool(self.get("score_on_engine"))
 
     @property
     def data_dir(self) -> Path | None:

@@ -6,7 +6,8 @@ metrics come from the marker or a preset — not from an overriding ``themis_dat
 test runs — the rows are loaded and checked against the plan, and each ``--themis-fail-under``
 gate is checked against the metric names and ranges (:mod:`pytest_themis.experiment.validation`).
 The default store (cache folder or ``--themis-storage``) and the ``--themis-backend`` engine are
-opened too, so an unusable one (unreachable address, missing extra) is one line, not a traceback.
+opened too, so an unusable one (unreachable address, missing extra) is one line, not a traceback,
+and ``--themis-score-on-engine`` without a Ray/Dask engine is refused.
 """
 
 from __future__ import annotations
@@ -108,6 +109,13 @@ def preflight(session: Any, items: list[pytest.Item]) -> None:
             raise pytest.UsageError(exc.msg) from None
     if specs and any(_default_fixture(i, "themis_execution_backend") for i in items):
         try:
-            session.default_backend()
+            backend = session.default_backend()
         except pytest.fail.Exception as exc:  # unreachable engine or missing extra, one line
             raise pytest.UsageError(exc.msg) from None
+        if session.options.score_on_engine:
+            from ..backends.scoring import check_scoring_backend
+
+            try:
+                check_scoring_backend(backend, "--themis-score-on-engine")
+            except ThemisError as exc:
+                raise pytest.UsageError(str(exc)) from None

@@ -297,7 +297,7 @@ class ThemisSession:
                 reference_field=spec.reference_field,
             ),
             plan=spec.axes,
-            scoring=ScoringConfig(pipeline=pipeline),
+            scoring=ScoringConfig(pipeline=pipeline, on_engine=opts.score_on_engine),
             run=RunSettings(
                 max_parallel=_first(opts.get("max_parallel"), DEFAULT_MAX_PARALLEL),
                 max_retries=_first(opts.get("max_retries"), DEFAULT_MAX_RETRIES),

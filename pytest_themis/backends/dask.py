@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import queue
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import CancelledError
 from typing import Any
 
@@ -22,6 +22,7 @@ from ..core.entities import GenerationTask
 from ..errors import ConfigurationError, ThemisError
 from ..generation.kernel import BatchResult
 from ._remote import RemoteExecutionBackend, WorkerJob, WorkerLost, cancel_run, run_task_batch
+from .scoring import Scorer
 
 __all__ = ["DaskExecutionBackend", "scheduler_address"]
 
@@ -186,6 +187,22 @@ class _DaskAdapter:
         future.add_done_callback(self._finished.put)  # called on success, error or cancel
         return future
 
+    def submit_call(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """Start ``fn(*args)`` on a worker (scattered futures among ``args`` arrive as values)."""
+        future = self._client.submit(fn, *args, pure=False)
+        future.add_done_callback(self._finished.put)
+        return future
+
+    def ship(self, obj: Any) -> Any:
+        """``obj`` scattered to every worker (so losing one worker loses no copy)."""
+        return self._client.scatter(obj, broadcast=True, hash=False)
+
+    def release(self, shipped: Any) -> None:
+        shipped.release()
+
+    def run_everywhere(self, fn: Callable[..., Any], *args: Any) -> None:
+        self._client.run(fn, *args, on_error="ignore")  # a lost worker has nothing to close
+
     def wait_any(self, handles: Sequence[Any], timeout: float | None) -> list[Any]:
         wanted = set(handles)
         deadline = None if timeout is None else time.monotonic() + timeout
@@ -295,3 +312,11 @@ class DaskExecutionBackend(RemoteExecutionBackend):
     def client(self) -> Any:
         """The ``distributed.Client`` in use (after :meth:`open`)."""
         return self._dask_adapter.client
+
+    def open_scoring(self, pipeline: Any) -> Scorer:
+        """Score ``pipeline`` on this cluster's workers (the pipeline is scattered to every
+        worker once; each worker process keeps one copy per run)."""
+        from ._remote_scoring import RemoteScorer
+
+        self.open()
+        return RemoteScorer(self._dask_adapter, self.workers, pipeline)

@@ -19,8 +19,10 @@ from typing import TYPE_CHECKING, TypeVar
 
 if TYPE_CHECKING:
     from ..core.entities import GenerationRecord, GenerationTask
+    from ..core.protocols import EvaluationPipelineProtocol
     from ..generation.executors import TaskExecutor
     from ..generation.kernel import Budget, GenerationKernel, RunSettings
+    from .scoring import Scorer
 
 __all__ = [
     "ExecutionBackend",
@@ -108,6 +110,16 @@ class ExecutionBackend:
 
             for record in self.map_unordered(one, job.tasks, max_in_flight=job.limit):
                 yield [record]
+
+    def open_scoring(self, pipeline: EvaluationPipelineProtocol) -> Scorer:
+        """A :class:`~pytest_themis.backends.scoring.Scorer` of ``pipeline`` on this backend.
+
+        The default scores in this process. Engines with workers elsewhere (Ray, Dask) override
+        it to score there; ``score_on_engine`` needs such a backend.
+        """
+        from .scoring import LocalScorer  # deferred: loaded only by runs that score here
+
+        return LocalScorer(pipeline)
 
     def shutdown(self) -> None:
         """Release workers. Called when the runner that owns the backend is done with it."""

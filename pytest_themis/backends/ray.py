@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import logging
 import socket
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from ..core.entities import GenerationTask
 from ..errors import ConfigurationError
 from ..generation.kernel import BatchResult
 from ._remote import RemoteExecutionBackend, WorkerJob, WorkerLost, cancel_run, run_task_batch
+from .scoring import Scorer
 
 __all__ = ["RayExecutionBackend"]
 
@@ -47,6 +48,10 @@ class BatchWorker:
 
     def cancel(self, job_id: str) -> None:
         cancel_run(job_id)
+
+    def call(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """``fn(*args)`` in this actor's process (scoring batches, closing a run's pipeline)."""
+        return fn(*args)
 
 
 def _host_port(address: str) -> tuple[str, int] | None:
@@ -142,6 +147,28 @@ class _RayAdapter:
         self._slot_of[handle] = (slot, self._actors[slot])
         return handle
 
+    def submit_call(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """Start ``fn(*args)`` on the least loaded actor (object refs arrive as values)."""
+        slot = min(range(len(self._actors)), key=self._load.__getitem__)
+        handle = self._actors[slot].call.remote(fn, *args)
+        self._load[slot] += 1
+        self._slot_of[handle] = (slot, self._actors[slot])
+        return handle
+
+    def ship(self, obj: Any) -> Any:
+        return self._ray.put(obj)
+
+    def release(self, shipped: Any) -> None:
+        del shipped  # the object store frees it once no reference is left
+
+    def run_everywhere(self, fn: Callable[..., Any], *args: Any) -> None:
+        ray = self._ray
+        for ref in [actor.call.remote(fn, *args) for actor in self._actors]:
+            try:
+                ray.get(ref)
+            except Exception:  # noqa: BLE001, S110 - a dead actor has nothing left to close
+                pass
+
     def wait_any(self, handles: Sequence[Any], timeout: float | None) -> list[Any]:
         ray = self._ray
         ready, rest = ray.wait(list(handles), num_returns=1, timeout=timeout)
@@ -235,3 +262,11 @@ class RayExecutionBackend(RemoteExecutionBackend):
     def actors(self) -> list[Any]:
         """Handles of the live actors (after :meth:`open`)."""
         return self._ray_adapter.actors
+
+    def open_scoring(self, pipeline: Any) -> Scorer:
+        """Score ``pipeline`` on this backend's actors (the pipeline is put in the object store
+        once; each actor keeps one copy per run)."""
+        from ._remote_scoring import RemoteScorer
+
+        self.open()
+        return RemoteScorer(self._ray_adapter, self.workers, pipeline)

@@ -53,6 +53,7 @@ class AssembledRun:
     request: EvaluationRequest
     owned_storage: Any = None  # a store opened from a URL or folder name, closed after the run
     owned_backend: Any = None  # an engine built from a name, shut down after the run
+    engine_scoring: Any = None  # scoring on the engine: its workers' processes stop after the run
 
     def run(
         self,
@@ -75,6 +76,8 @@ class AssembledRun:
                 finish=finish,
             )
         finally:
+            if self.engine_scoring is not None:
+                self.engine_scoring.close()
             self.orchestrator.runner.close()
             if self.owned_backend is not None:
                 self.owned_backend.shutdown()
@@ -93,12 +96,6 @@ def build_orchestrator(request: EvaluationRequest) -> AssembledRun:
     data = request.dataset
     plan = build_plan(request.plan, id_field=data.id_field, reference_field=data.reference_field)
     pipeline = build_pipeline(request.scoring)
-    storage = owned = None
-    if request.cache.effective_mode != "off":
-        from ..storage.urls import open_storage
-
-        storage = open_storage(request.cache.storage)  # a bad URL or password fails here
-        owned = storage if storage is not request.cache.storage else None
     settings = request.run
     backend = owned_backend = settings.execution_backend
     if isinstance(backend, str):
@@ -107,6 +104,18 @@ def build_orchestrator(request: EvaluationRequest) -> AssembledRun:
         backend = owned_backend = resolve_execution_backend(backend)
     else:
         owned_backend = None
+    engine_scoring = None
+    if request.scoring.on_engine:
+        from ..backends.scoring import EngineScoring, check_scoring_backend
+
+        check_scoring_backend(backend, "score_on_engine")  # before any store or engine opens
+        pipeline = engine_scoring = EngineScoring(pipeline, backend)
+    storage = owned = None
+    if request.cache.effective_mode != "off":
+        from ..storage.urls import open_storage
+
+        storage = open_storage(request.cache.storage)  # a bad URL or password fails here
+        owned = storage if storage is not request.cache.storage else None
     # A model the chosen client cannot serve fails here, before any request is sent.
     client = check_client(settings.client)
     for cell in request.cells if request.cells is not None else plan.cells:
@@ -133,4 +142,6 @@ def build_orchestrator(request: EvaluationRequest) -> AssembledRun:
         dataset_info=dict(data.info),
         experiment=request.experiment,
     )
-    return AssembledRun(orchestrator, list(data.rows), request, owned, owned_backend)
+    return AssembledRun(
+        orchestrator, list(data.rows), request, owned, owned_backend, engine_scoring
+    )

@@ -59,16 +59,24 @@ class PlanAxes:
 
 @dataclass(frozen=True)
 class ScoringConfig:
-    """A ready pipeline, or the metrics (names or instances) and extractor to build one from."""
+    """A ready pipeline, or the metrics (names or instances) and extractor to build one from.
+
+    ``on_engine`` scores on the run's execution backend (Ray, Dask) instead of in this process.
+    """
 
     pipeline: EvaluationPipelineProtocol | None = None
     metrics: tuple[Any, ...] = ()
     extractor: Any = "identity"
+    on_engine: bool = False
 
     def __post_init__(self) -> None:
         if self.pipeline is None and not self.metrics:
             raise ConfigurationError(
                 "no metrics: pass metrics=['exact_match', ...] or an evaluation pipeline"
+            )
+        if not isinstance(self.on_engine, bool):
+            raise ConfigurationError(
+                f"score_on_engine must be True or False, got {self.on_engine!r}"
             )
 
 
