@@ -131,6 +131,10 @@ class EngineScoring:
 
     # -- scoring -------------------------------------------------------------------------------
 
+    def attach(self, *, runner: Any = None, cache: Any = None) -> None:
+        """Hand the run's runner and cache to the wrapped pipeline's metrics (judges run here)."""
+        self.pipeline.attach(runner=runner, cache=cache)
+
     def prepare(self) -> None:
         """Connect to the engine and ship the pipeline, while the first requests are in flight."""
         if self._local is not None:

@@ -40,7 +40,10 @@ def load_baseline(
     if hasattr(baseline, "records") and hasattr(baseline, "manifest"):
         return report_run_data(baseline)
     return load_run(
-        baseline, storage, latest_manifest=latest_manifest, role="baseline",
+        baseline,
+        storage,
+        latest_manifest=latest_manifest,
+        role="baseline",
         hint="run once without a baseline first, or pass a manifest path, a run id of an "
         "earlier run or 'latest'",
     )
