@@ -152,6 +152,13 @@ class ThemisState:
                         cell=result["cell_id"], report=result
                     )
 
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_keyboard_interrupt(self, excinfo: pytest.ExceptionInfo[BaseException]) -> None:
+        """Ctrl-C: make reporting and exiting cheap before pytest formats the interrupt."""
+        from .interrupt import settle_interrupt
+
+        settle_interrupt(self.config, excinfo)
+
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
         if self._session is not None:
             self._session.close()
