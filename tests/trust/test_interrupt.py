@@ -69,8 +69,8 @@ def _interrupt(proc: subprocess.Popen[str]) -> tuple[str, float]:
             proc.wait()
 
 
-def _interrupt_run(tmp_path: Path, rows: int = 8) -> tuple[int, str, dict[str, Any], float]:
-    (tmp_path / "test_slow.py").write_text(TEST_FILE.replace("range(8)", f"range({rows})"))
+def _interrupt_run(tmp_path: Path) -> tuple[int, str, dict[str, Any], float]:
+    (tmp_path / "test_slow.py").write_text(TEST_FILE)
     with OpenAIServer() as server:
         server.set_plan(FaultPlan(latency=LATENCY))
         proc = _pytest(tmp_path, server)
@@ -121,17 +121,3 @@ def test_ctrl_c_stops_within_one_second(
     cached = {c["cell_id"]: c["execution"]["cached"] for c in _manifest(tmp_path)["cells"]}
     assert cached["fake-math-llm-prompt-t0"] == 8  # the cell that finished before Ctrl-C
     assert cached["slow-chat-prompt-t0"] >= 2  # the answers the slow cell had before Ctrl-C
-
-
-def test_ctrl_c_stops_worker_processes_within_one_second(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Enough litellm requests for the run to send them from worker processes (see
-    ``AUTO_PROCESS_MIN_TASKS``): Ctrl-C to pytest alone still ends the run within 1 s."""
-    from pytest_themis.generation.runner import AUTO_PROCESS_MIN_TASKS
-
-    monkeypatch.setenv("THEMIS_CLIENT", "litellm")
-    code, out, manifest, stopped = _interrupt_run(tmp_path, rows=AUTO_PROCESS_MIN_TASKS + 44)
-    assert code == 2, out
-    assert stopped < 1.0, f"took {stopped:.1f}s to stop after SIGINT"
-    assert manifest["interrupted"] is True
