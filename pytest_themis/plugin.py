@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from ._pytest import RESULT_FIXTURES
+from ._pytest import RESULT_FIXTURES, WORKER_USAGE_ERROR
 
 if TYPE_CHECKING:  # pragma: no cover
     from collections.abc import Sequence
@@ -91,6 +91,15 @@ def pytest_configure(config: pytest.Config) -> None:
 def pytest_configure_node(node: Any) -> None:
     """xdist controller: every worker writes results under the controller's run id."""
     node.workerinput["themis_run_id"] = _state(node.config).run_id
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: object) -> None:
+    """xdist controller: a worker's usage error (found at collection, before any request) ends
+    the run with exit 4 and the same message as a run without xdist."""
+    messages = getattr(node, "workeroutput", {}).get(WORKER_USAGE_ERROR)
+    if messages:
+        raise pytest.UsageError(*messages)
 
 
 # -- hooks: collection ----------------------------------------------------------------------------

@@ -9,6 +9,8 @@ imported the first time a run actually uses themis (a ``--themis-*`` flag or ini
 CASE_FIXTURE = "_themis_case"
 #: Fixtures whose request makes a test a themis test even without the marker.
 RESULT_FIXTURES = frozenset({"themis_cell", "themis_report", "themis_sample"})
+#: The xdist ``workeroutput`` key of a usage error a worker found before any request.
+WORKER_USAGE_ERROR = "themis_usage_error"
 
 
 def is_xdist_worker(config: object) -> bool:

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from . import CASE_FIXTURE, is_xdist_worker
+from . import CASE_FIXTURE, WORKER_USAGE_ERROR, is_xdist_worker
 from .options import ThemisOptions, resolve_options
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -94,17 +94,26 @@ class ThemisState:
     def pytest_collection_modifyitems(
         self, session: pytest.Session, items: list[pytest.Item]
     ) -> None:
-        """Report every bad marker at once; add the items of ``--themis-preset`` benchmarks."""
-        if self.usage_errors:
-            raise pytest.UsageError("\n".join(self.usage_errors))
-        if self.options.presets:
-            from .preset_items import preset_items
+        """Report every bad marker at once; add the items of ``--themis-preset`` benchmarks.
 
-            items.extend(preset_items(session, self.session))
-        if self._session is not None and not self.config.option.collectonly:
-            from .preflight import preflight
+        An xdist worker also hands its usage error to the controller, which exits 4 with it.
+        """
+        try:
+            if self.usage_errors:
+                raise pytest.UsageError("\n".join(self.usage_errors))
+            if self.options.presets:
+                from .preset_items import preset_items
 
-            preflight(self._session, items)  # configuration mistakes: exit 4 before any request
+                items.extend(preset_items(session, self.session))
+            if self._session is not None and not self.config.option.collectonly:
+                from .preflight import preflight
+
+                preflight(self._session, items)  # configuration mistakes: exit 4, no request
+        except pytest.UsageError as exc:
+            workeroutput = getattr(self.config, "workeroutput", None)
+            if workeroutput is not None:
+                workeroutput[WORKER_USAGE_ERROR] = [str(arg) for arg in exc.args]
+            raise
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_call(self, item: pytest.Item) -> Generator[None, Any, Any]:
@@ -155,6 +164,13 @@ class ThemisState:
                     self.config.hook.pytest_themis_cell_finished(
                         cell=result["cell_id"], report=result
                     )
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_keyboard_interrupt(self, excinfo: pytest.ExceptionInfo[BaseException]) -> None:
+        """Ctrl-C: make reporting and exiting cheap before pytest formats the interrupt."""
+        from .interrupt import settle_interrupt
+
+        settle_interrupt(self.config, excinfo)
 
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
         if self._session is not None:

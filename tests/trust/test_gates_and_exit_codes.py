@@ -161,3 +161,22 @@ def test_damaged_cache_database_is_one_usage_error(door: pytest.Pytester) -> Non
     assert result.ret == 4
     result.stderr.fnmatch_lines(["*cache database*cache.db is damaged*move it aside*"])
     assert "Traceback" not in result.stdout.str() + result.stderr.str()
+
+
+def test_missing_dataset_file_names_each_folder_looked_in_once(door: pytest.Pytester) -> None:
+    door.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.themis(dataset="no_such_rows.jsonl", prompts="{q}",
+                            models="fake:fake-math-llm", reference_field="a")
+        def test_quality(themis_report):
+            pass
+        """
+    )
+    result = door.runpytest(*_args(door))
+    assert result.ret == 4
+    (line,) = [ln for ln in result.stderr.lines if "looked in" in ln]
+    looked = line.split("looked in ", 1)[1].split(")", 1)[0].split(", ")
+    assert str(door.path) in looked  # the test's folder, which is also rootdir and cwd here
+    assert len(looked) == len(set(looked))  # each folder once
