@@ -17,6 +17,7 @@ from ..core.entities import CellSpec, EvaluationRecord, GenerationRecord, Genera
 from ..core.hashing import dataset_fingerprint, stable_hash
 from ..core.protocols import EvaluationPipelineProtocol, missing_pipeline_members
 from ..core.reports import EvaluationReport, ExperimentReport
+from ..core.setup_clock import setup_seconds
 from ..errors import ConfigurationError
 from ..generation.plan import GenerationPlan, PreparedRow
 from ..generation.runner import GenerationRunner
@@ -108,6 +109,7 @@ class ExperimentOrchestrator:
             )
         started_wall = time.time()
         started = time.perf_counter()
+        setup_before = setup_seconds()  # provider imports during the run are not its time
         rows = self._prepare(dataset)
         chosen = list(cells) if cells is not None else self.plan.cells
         self._check_reference()
@@ -176,7 +178,7 @@ class ExperimentOrchestrator:
         take(_drain(hits))
         flush()
         report_progress(force=True)
-        duration = time.perf_counter() - started
+        duration = max(0.0, time.perf_counter() - started - (setup_seconds() - setup_before))
         report = self._report(run_id, rows, chosen, by_cell, dataset_info, started_wall, duration)
         if finish is not None:
             finish(report)

@@ -64,7 +64,10 @@ def import_litellm() -> ModuleType:
     global _litellm
     if _litellm is None:
         os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
-        import litellm
+        from ..core.setup_clock import setup_phase
+
+        with setup_phase():  # seconds, not part of a run's reported time
+            import litellm
 
         _quiet(litellm)
         _litellm = litellm
