@@ -11,22 +11,13 @@ credentials replaced by ``***``.
 
 from __future__ import annotations
 
-import email.utils
 import json
 import os
-import time
 from collections.abc import Iterator, Mapping
 from types import ModuleType
 from typing import Any
 
-from ..core.entities import (
-    REDACTED,
-    GenerationTask,
-    ProviderResponse,
-    TokenUsage,
-    is_secret_option,
-    redact_secrets,
-)
+from ..core.entities import GenerationTask, ProviderResponse, TokenUsage, redact_secrets
 from ..errors import (
     AuthenticationError,
     BadRequestError,
@@ -39,7 +30,8 @@ from ..errors import (
     RateLimitError,
     ServerError,
 )
-from .base import PLACEHOLDER_API_KEY, Provider, secret_values
+from .base import PLACEHOLDER_API_KEY, secret_values
+from .remote import RemoteProvider, describe_task, retry_after_seconds
 
 __all__ = ["LiteLLMProvider", "import_litellm", "validate_model"]
 
@@ -81,7 +73,7 @@ def _quiet(litellm: ModuleType) -> None:
         logging.getLogger(name).setLevel(logging.CRITICAL)
 
 
-class LiteLLMProvider(Provider):
+class LiteLLMProvider(RemoteProvider):
     """Calls ``litellm.completion`` / ``litellm.acompletion`` for each task.
 
     ``options`` (from ``create_provider("litellm", **options)``) are merged with
@@ -97,18 +89,14 @@ class LiteLLMProvider(Provider):
     supports_async = True
 
     def __init__(self, **options: Any) -> None:
-        self._options = dict(options)
+        super().__init__(**options)
         self._routes: dict[tuple[str, str | None], str | None] = {}
-
-    def __repr__(self) -> str:
-        shown = {k: (REDACTED if is_secret_option(k) else v) for k, v in self._options.items()}
-        return f"LiteLLMProvider({shown!r})"
 
     # -- public API ----------------------------------------------------------------------------
 
     def generate(self, task: GenerationTask, *, timeout: float | None = None) -> ProviderResponse:
         litellm = import_litellm()
-        options = self._merged(task.model.options)
+        options = self.merged_options(task.model.options)
         kwargs = self._request(task, options, timeout)
         try:
             response = litellm.completion(**kwargs)
@@ -124,7 +112,7 @@ class LiteLLMProvider(Provider):
         self, task: GenerationTask, *, timeout: float | None = None
     ) -> ProviderResponse:
         litellm = import_litellm()
-        options = self._merged(task.model.options)
+        options = self.merged_options(task.model.options)
         kwargs = self._request(task, options, timeout)
         try:
             response = await litellm.acompletion(**kwargs)
@@ -136,20 +124,12 @@ class LiteLLMProvider(Provider):
 
     def validate_model(self, identifier: str, options: Mapping[str, Any] | None = None) -> None:
         """Like :func:`validate_model`, with this provider's options merged under ``options``."""
-        validate_model(identifier, self._merged(options or {}))
+        validate_model(identifier, self.merged_options(options or {}))
 
     def close(self) -> None:
         """Nothing to release: litellm owns its (shared) HTTP clients."""
 
     # -- request -------------------------------------------------------------------------------
-
-    def _merged(self, task_options: Mapping[str, Any]) -> dict[str, Any]:
-        options = {**self._options, **task_options}
-        if "base_url" in options and "api_base" not in options:
-            options["api_base"] = options.pop("base_url")
-        else:
-            options.pop("base_url", None)
-        return options
 
     def _provider_of(self, identifier: str, api_base: str | None) -> str | None:
         key = (identifier, api_base)
@@ -188,7 +168,7 @@ class LiteLLMProvider(Provider):
     def _parse(
         self, litellm: ModuleType, response: Any, task: GenerationTask, options: Mapping[str, Any]
     ) -> ProviderResponse:
-        where = _describe(task, options)
+        where = describe_task(task, options)
         choices = getattr(response, "choices", None)
         if not choices:
             raise MalformedResponseError(
@@ -298,12 +278,6 @@ def _resolve_provider(identifier: str, api_base: str | None) -> str | None:
     return str(provider) if provider else None
 
 
-def _describe(task: GenerationTask, options: Mapping[str, Any]) -> str:
-    base = _api_base(options)
-    suffix = f" at {base}" if base else ""
-    return f"model {task.model.identifier!r}{suffix} (task {task.task_id})"
-
-
 def _chain(exc: BaseException) -> Iterator[BaseException]:
     seen: set[int] = set()
     current: BaseException | None = exc
@@ -333,7 +307,7 @@ def _classify(
     import openai
 
     model = task.model.identifier
-    where = _describe(task, options)
+    where = describe_task(task, options)
     base = _api_base(options)
     detail = _detail(exc)
     status = _status_code(exc)
@@ -494,26 +468,11 @@ def _headers_of(exc: BaseException) -> Iterator[Mapping[str, Any]]:
 
 
 def _retry_after(exc: BaseException) -> float | None:
-    """Seconds the server asked us to wait, from ``retry-after-ms`` or ``Retry-After``."""
+    """The wait the server asked for in the first response headers the exception carries."""
     for headers in _headers_of(exc):
-        raw_ms = headers.get("retry-after-ms")
-        if raw_ms is not None:
-            try:
-                return max(0.0, float(raw_ms) / 1000.0)
-            except (TypeError, ValueError):
-                pass
-        raw = headers.get("retry-after")
-        if raw is None:
-            continue
-        try:
-            return max(0.0, float(raw))
-        except (TypeError, ValueError):
-            pass
-        try:
-            when = email.utils.parsedate_to_datetime(str(raw))
-        except (TypeError, ValueError):
-            continue
-        return max(0.0, when.timestamp() - time.time())
+        seconds = retry_after_seconds(headers)
+        if seconds is not None:
+            return seconds
     return None
 
 
