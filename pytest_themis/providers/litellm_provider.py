@@ -21,7 +21,6 @@ from ..core.entities import GenerationTask, ProviderResponse, TokenUsage, redact
 from ..errors import (
     AuthenticationError,
     BadRequestError,
-    ConfigurationError,
     MalformedResponseError,
     ModelNotFoundError,
     ProviderConnectionError,
@@ -31,46 +30,13 @@ from ..errors import (
     ServerError,
 )
 from .base import PLACEHOLDER_API_KEY, secret_values
+from .litellm_names import WELL_KNOWN_PREFIXES, import_litellm, resolve_provider, validate_model
 from .remote import RemoteProvider, describe_task, retry_after_seconds
 
 __all__ = ["LiteLLMProvider", "import_litellm", "validate_model"]
 
-#: Sent as the key to OpenAI-compatible servers that need none (the OpenAI client insists on one).
-#: Secrets shorter than this are not searched for in messages (they would mangle ordinary text).
+#: Provider options read here, not passed on to litellm as they are.
 _OUR_OPTIONS = frozenset({"timeout"})
-
-#: Prefixes accepted without importing litellm (all are litellm providers).
-_WELL_KNOWN_PREFIXES = frozenset(
-    {
-        "anthropic", "azure", "azure_ai", "bedrock", "cohere", "deepseek", "fireworks_ai",
-        "gemini", "groq", "hosted_vllm", "huggingface", "mistral", "ollama", "ollama_chat",
-        "openai", "openrouter", "perplexity", "together_ai", "vertex_ai", "vllm", "xai",
-    }
-)  # fmt: skip
-
-_litellm: ModuleType | None = None
-
-
-def import_litellm() -> ModuleType:
-    """Import litellm once, with the bundled cost map (no network fetch at import)."""
-    global _litellm
-    if _litellm is None:
-        os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
-        import litellm
-
-        _quiet(litellm)
-        _litellm = litellm
-    return _litellm
-
-
-def _quiet(litellm: ModuleType) -> None:
-    """Switch off litellm's printed banners and its verbose logger (output only)."""
-    setattr(litellm, "suppress_debug_info", True)  # noqa: B010 - untyped module attributes
-    setattr(litellm, "set_verbose", False)  # noqa: B010
-    import logging
-
-    for name in ("LiteLLM", "LiteLLM Router", "LiteLLM Proxy", "litellm"):
-        logging.getLogger(name).setLevel(logging.CRITICAL)
 
 
 class LiteLLMProvider(RemoteProvider):
@@ -134,7 +100,7 @@ class LiteLLMProvider(RemoteProvider):
     def _provider_of(self, identifier: str, api_base: str | None) -> str | None:
         key = (identifier, api_base)
         if key not in self._routes:
-            self._routes[key] = _resolve_provider(identifier, api_base)
+            self._routes[key] = resolve_provider(identifier, api_base)
         return self._routes[key]
 
     def _request(
@@ -217,65 +183,9 @@ class LiteLLMProvider(RemoteProvider):
         return error
 
 
-def validate_model(identifier: str, options: Mapping[str, Any] | None = None) -> None:
-    """Raise :class:`ConfigurationError` when litellm cannot tell which provider serves
-    ``identifier``. No network call; litellm is imported only when the prefix is not obvious."""
-    options = options or {}
-    if not isinstance(identifier, str) or not identifier.strip():
-        raise ConfigurationError(f"litellm model must be a non-empty string, got {identifier!r}")
-    if options.get("custom_llm_provider") or options.get("api_base") or options.get("base_url"):
-        return
-    if identifier.split("/", 1)[0] in _WELL_KNOWN_PREFIXES and "/" in identifier:
-        return
-    if _resolve_provider(identifier, None) is None:
-        prefix, slash, rest = identifier.partition("/")
-        close = _closest_provider(prefix) if slash else None
-        if close is not None:
-            raise ConfigurationError(
-                f"litellm has no provider {prefix!r} (model {identifier!r}); did you mean "
-                f"'{close}/{rest}'? Known providers include openai, anthropic, gemini, "
-                "ollama; or set api_base to an OpenAI-compatible server"
-            )
-        raise ConfigurationError(
-            f"litellm cannot tell which provider serves model {identifier!r}; write it with "
-            f"a provider prefix, e.g. 'openai/{identifier}', 'anthropic/{identifier}' or "
-            f"'ollama/{identifier}', or set api_base to an OpenAI-compatible server"
-        )
-
-
-def _closest_provider(prefix: str) -> str | None:
-    """The litellm provider name closest to a mistyped ``prefix`` (None when none is close)."""
-    import difflib
-
-    names = [str(getattr(p, "value", p)) for p in getattr(import_litellm(), "provider_list", ())]
-    names = sorted(set(names) | _WELL_KNOWN_PREFIXES)
-    # Prefer the well-known names on ties ("opneai" -> "openai", not "openai_like").
-    for pool in (sorted(_WELL_KNOWN_PREFIXES), names):
-        found = difflib.get_close_matches(prefix.lower(), pool, n=1, cutoff=0.6)
-        if found:
-            return found[0]
-    return None
-
-
 def _api_base(options: Mapping[str, Any]) -> str | None:
     value = options.get("api_base")
     return str(value) if value else None
-
-
-def _resolve_provider(identifier: str, api_base: str | None) -> str | None:
-    litellm = import_litellm()
-    prefix = identifier.split("/", 1)[0]
-    if "/" in identifier and prefix in getattr(litellm, "provider_list", ()):
-        return prefix
-    if api_base is None:
-        info = getattr(litellm, "model_cost", {}).get(identifier)
-        if isinstance(info, Mapping) and info.get("litellm_provider"):
-            return str(info["litellm_provider"])
-    try:
-        _, provider, _, _ = litellm.get_llm_provider(model=identifier, api_base=api_base)
-    except Exception:  # noqa: BLE001 - litellm raises BadRequestError for unknown models
-        return None
-    return str(provider) if provider else None
 
 
 def _chain(exc: BaseException) -> Iterator[BaseException]:
@@ -443,7 +353,7 @@ def _key_variables(litellm: ModuleType, model: str, options: Mapping[str, Any]) 
     missing = found.get("missing_keys") if isinstance(found, Mapping) else None
     names = [str(k) for k in missing or [] if str(k).isupper()]
     prefix = model.split("/", 1)[0]
-    if not names and prefix in _WELL_KNOWN_PREFIXES:
+    if not names and prefix in WELL_KNOWN_PREFIXES:
         names = [prefix.upper() + "_API_KEY"]  # a rejected key: name where it came from
     return names
 

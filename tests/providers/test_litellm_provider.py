@@ -323,9 +323,9 @@ def test_validate_model_accepts_resolvable_and_rejects_unknown() -> None:
 
 
 def test_well_known_prefixes_are_litellm_providers() -> None:
-    from pytest_themis.providers.litellm_provider import _WELL_KNOWN_PREFIXES
+    from pytest_themis.providers.litellm_names import WELL_KNOWN_PREFIXES
 
-    assert _WELL_KNOWN_PREFIXES <= set(litellm.provider_list)
+    assert WELL_KNOWN_PREFIXES <= set(litellm.provider_list)
 
 
 def test_retry_after_is_read_from_the_exception_or_its_response() -> None:

@@ -11,13 +11,16 @@ from pytest_themis.testing import OpenAIServer
 
 pytestmark = pytest.mark.timeout(300)
 
-#: Records, at session end, which client libraries this pytest process imported.
+#: Records, at session end, which client libraries (and which litellm provider module) this
+#: pytest process imported.
 CONFTEST = """
 import json
 import sys
 
+NAMES = ("litellm", "aiohttp", "openai", "httpx", "pytest_themis.providers.litellm_provider")
+
 def pytest_sessionfinish(session):
-    seen = {name: name in sys.modules for name in ("litellm", "aiohttp", "openai", "httpx")}
+    seen = {name.rsplit(".", 1)[-1]: name in sys.modules for name in NAMES}
     with open("modules.json", "w") as fh:
         json.dump(seen, fh)
 """
@@ -78,10 +81,17 @@ def test_native_by_default_and_a_cached_rerun_imports_no_client_library(
         _run(pytester, server.url).assert_outcomes(passed=1)
         assert server.stats.request_count == 0
         rerun = _modules(pytester)
-    # The first run sent everything through aiohttp, in this process, without litellm.
-    assert first == {"litellm": False, "aiohttp": True, "openai": False, "httpx": False}
+    # The first run sent everything through aiohttp, in this process, without litellm (nor
+    # the litellm provider's module: the model name is checked without it).
+    assert first == {
+        "litellm": False,
+        "aiohttp": True,
+        "openai": False,
+        "httpx": False,
+        "litellm_provider": False,
+    }
     # The cached rerun imported no HTTP client at all.
-    assert rerun == {"litellm": False, "aiohttp": False, "openai": False, "httpx": False}
+    assert not any(rerun.values()), rerun
 
 
 @pytest.mark.slow
