@@ -448,30 +448,62 @@ def _cost(identifier: str, usage: TokenUsage | None, options: Mapping[str, Any])
 
 
 @functools.lru_cache(maxsize=1)
-def _price_file() -> dict[str, Any]:
-    """litellm's bundled price table, read as JSON (litellm itself is not imported)."""
+def _price_text() -> str:
+    """litellm's bundled price table as text ('' without litellm); litellm is not imported."""
     spec = importlib.util.find_spec("litellm")
     if spec is None or not spec.submodule_search_locations:
-        return {}
+        return ""
     path = os.path.join(spec.submodule_search_locations[0], _PRICE_FILE)
     try:
         with open(path, encoding="utf-8") as fh:
-            table = json.load(fh)
-    except (OSError, ValueError):
+            return fh.read()
+    except OSError:
+        return ""
+
+
+@functools.lru_cache(maxsize=1)
+def _price_table() -> dict[str, tuple[float, float] | None]:
+    """Model name -> flat (input, output) price per token, None for an entry without one."""
+    try:
+        table = json.loads(_price_text() or "{}")
+    except ValueError:
         return {}
-    return table if isinstance(table, dict) else {}
+    if not isinstance(table, dict):
+        return {}
+    return {str(name): _flat_price(entry) for name, entry in table.items() if entry}
 
 
-def _cost_from_price_file(name: str, usage: TokenUsage) -> float | None:
-    """Per-token price of ``name`` from the bundled table (flat prices only), else None."""
-    entry = _price_file().get(name) or _price_file().get("openai/" + name)
+def _flat_price(entry: Any) -> tuple[float, float] | None:
     if not isinstance(entry, Mapping):
         return None
     prompt_price = entry.get("input_cost_per_token")
     completion_price = entry.get("output_cost_per_token")
     if not isinstance(prompt_price, (int, float)) or not isinstance(completion_price, (int, float)):
         return None
-    return prompt_price * usage.prompt_tokens + completion_price * usage.completion_tokens
+    return float(prompt_price), float(completion_price)
+
+
+@functools.lru_cache(maxsize=256)
+def _listed_price(name: str) -> tuple[float, float] | None:
+    """The flat price of ``name`` (or ``openai/<name>``) in the bundled table, else None.
+
+    A plain name that does not occur in the table's text is unpriced without parsing the
+    table (a local server's model, typically): parsing 3 MB of JSON costs tens of ms of CPU.
+    """
+    text = _price_text()
+    plain = name.isascii() and '"' not in name and "\\" not in name
+    if plain and f'"{name}"' not in text and f'"openai/{name}"' not in text:
+        return None
+    table = _price_table()
+    return table[name] if name in table else table.get("openai/" + name)
+
+
+def _cost_from_price_file(name: str, usage: TokenUsage) -> float | None:
+    """Per-token price of ``name`` from the bundled table (flat prices only), else None."""
+    price = _listed_price(name)
+    if price is None:
+        return None
+    return price[0] * usage.prompt_tokens + price[1] * usage.completion_tokens
 
 
 def _secrets(options: Mapping[str, Any]) -> list[str]:
