@@ -19,6 +19,11 @@ vs ``ceil(N/C) x latency``.
 ``phases``: one cold and one fully cached door run against a server in this process, timed at
 the server: start-up until the first request, first to last request, last request to exit; with
 the CPU of each run and how many modules of this package it imported.
+
+``door`` and ``phases`` time processes as a user's repeated runs see them: with their bytecode
+(and pytest's assertion rewrites) cached, in a private ``PYTHONPYCACHEPREFIX`` folder warmed by
+one untimed run of each side. ``--bytecode off`` times them with ``PYTHONDONTWRITEBYTECODE=1``
+instead, so every run of pytest also parses, rewrites and compiles the modules it imports.
 """
 
 from __future__ import annotations
@@ -28,14 +33,17 @@ import json
 import math
 import os
 import resource
+import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from _harness import HERE, PYTEST, mock_server, run_child, run_timed, write_gsm8k_jsonl
+from _harness import ENV, HERE, PYTEST, mock_server, run_child, write_gsm8k_jsonl
 
 MODEL = "openai/mock"
+#: The environment of the timed door and loop processes (see :func:`set_bytecode`).
+CHILD_ENV = dict(ENV)
 
 AIOHTTP_LOOP = r"""
 import asyncio, json, sys, time, resource
@@ -140,6 +148,24 @@ print(json.dumps({"wall": wall, "errors": len(report.failures), "n": len(report.
 """
 
 
+def set_bytecode(mode: str, folder: str) -> None:
+    """``cached``: timed processes keep their bytecode in ``folder``; ``off``: none is written."""
+    CHILD_ENV.clear()
+    CHILD_ENV.update(ENV)
+    if mode == "cached":
+        CHILD_ENV.pop("PYTHONDONTWRITEBYTECODE", None)
+        CHILD_ENV["PYTHONPYCACHEPREFIX"] = folder
+    else:
+        CHILD_ENV["PYTHONDONTWRITEBYTECODE"] = "1"
+
+
+def run_process(cmd: list[str], cwd: Path | None = None) -> tuple[float, str, int]:
+    """Wall seconds, stdout and exit code of ``cmd`` run with :data:`CHILD_ENV`."""
+    start = time.perf_counter()
+    done = subprocess.run(cmd, capture_output=True, text=True, env=CHILD_ENV, cwd=cwd)
+    return time.perf_counter() - start, done.stdout + done.stderr, done.returncode
+
+
 def children_cpu() -> float:
     """CPU seconds (user + system) of every finished child process so far."""
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -148,11 +174,13 @@ def children_cpu() -> float:
 
 def aiohttp_loop(n: int, c: int, url: str) -> tuple[float, float]:
     """Whole-process wall and CPU seconds of the plain aiohttp loop in a fresh process."""
-    cpu, start = children_cpu(), time.perf_counter()
-    result = run_child(AIOHTTP_LOOP, n, c, url, MODEL.split("/", 1)[1])
-    if result["count"] != n:
-        raise SystemExit(f"aiohttp loop incomplete: {result}")
-    return time.perf_counter() - start, children_cpu() - cpu
+    cpu = children_cpu()
+    cmd = [sys.executable, "-c", AIOHTTP_LOOP, str(n), str(c), url, MODEL.split("/", 1)[1]]
+    wall, out, code = run_process(cmd)
+    result = json.loads(out.strip().splitlines()[-1]) if code == 0 else {}
+    if result.get("count") != n:
+        raise SystemExit(f"aiohttp loop incomplete: {out[-2000:]}")
+    return wall, children_cpu() - cpu
 
 
 def door_command(root: Path, n: int, c: int, url: str, client: str, preset: bool) -> list[str]:
@@ -183,10 +211,10 @@ def door_command(root: Path, n: int, c: int, url: str, client: str, preset: bool
 def timed_door(cmd: list[str], root: Path) -> tuple[float, float]:
     """Wall and CPU seconds of one pytest run of ``cmd`` in ``root``."""
     cpu = children_cpu()
-    wall, done = run_timed(cmd, cwd=root)
+    wall, out, code = run_process(cmd, cwd=root)
     cpu = children_cpu() - cpu
-    if done.returncode != 0:
-        raise SystemExit(f"pytest run failed ({done.returncode}):\n{done.stdout[-3000:]}")
+    if code != 0:
+        raise SystemExit(f"pytest run failed ({code}):\n{out[-3000:]}")
     return wall, cpu
 
 
@@ -209,6 +237,9 @@ def cmd_door(args: argparse.Namespace) -> bool:
     ours: list[tuple[float, float]] = []
     floors: list[tuple[float, float]] = []
     with mock_server(args.latency) as url:
+        if args.bytecode == "cached":  # fills the bytecode folder; untimed
+            aiohttp_loop(args.n, args.c, url)
+            door_run(args.n, args.c, url, args.client, args.preset)
         for _ in range(args.repeat):
             floors.append(aiohttp_loop(args.n, args.c, url))
             ours.append(door_run(args.n, args.c, url, args.client, args.preset))
@@ -216,7 +247,10 @@ def cmd_door(args: argparse.Namespace) -> bool:
     ideal = math.ceil(args.n / args.c) * args.latency
     ratio = best / floor
     door = "gsm8k preset" if args.preset else "marker test"
-    print(f"DOOR ({door}, client={args.client}): N={args.n} C={args.c} latency={args.latency}s")
+    print(
+        f"DOOR ({door}, client={args.client}, bytecode {args.bytecode}): "
+        f"N={args.n} C={args.c} latency={args.latency}s"
+    )
     print(f"  pytest door wall:  {best:.2f} s, CPU {best_cpu:.2f} s  (walls: {_walls(ours)})")
     print(f"  aiohttp loop wall: {floor:.2f} s, CPU {floor_cpu:.2f} s  (walls: {_walls(floors)})")
     print(f"  ideal ceil(N/C) x latency: {ideal:.2f} s; {load()}")
@@ -269,12 +303,15 @@ def pytest_sessionfinish(session):
 def cmd_phases(args: argparse.Namespace) -> bool:
     from pytest_themis.testing import FaultPlan, OpenAIServer
 
-    print(f"PHASES (marker test, client={args.client}): N={args.n} C={args.c} ", end="")
+    print(f"PHASES (marker test, client={args.client}, bytecode {args.bytecode}): ", end="")
+    print(f"N={args.n} C={args.c} ", end="")
     print(f"latency={args.latency}s ({load()})")
     with tempfile.TemporaryDirectory() as tmp, OpenAIServer(FaultPlan(latency=args.latency)) as s:
         root = Path(tmp)
         cmd = door_command(root, args.n, args.c, s.url, args.client, preset=False)
         (root / "conftest.py").write_text(MODULES_CONFTEST)
+        if args.bytecode == "cached":  # fills the bytecode folder; untimed
+            timed_door([*cmd, f"--themis-cache-dir={root / 'warm-up'}"], root)
         for label in ("cold", "cached"):
             s.reset_stats()
             start = time.monotonic()
@@ -312,9 +349,18 @@ def main() -> int:
     phases.add_argument("--c", type=int, default=32)
     phases.add_argument("--latency", type=float, default=0.2)
     phases.add_argument("--client", choices=("native", "litellm", "auto"), default="native")
+    for command in (door, phases):
+        command.add_argument(
+            "--bytecode",
+            choices=("cached", "off"),
+            default="cached",
+            help="time processes with their bytecode cached (default) or never written",
+        )
     args = parser.parse_args()
     commands = {"door": cmd_door, "cpu": cmd_cpu, "t3": cmd_t3, "phases": cmd_phases}
-    ok = commands[args.what](args)
+    with tempfile.TemporaryDirectory() as folder:
+        set_bytecode(getattr(args, "bytecode", "off"), folder)
+        ok = commands[args.what](args)
     return 0 if ok else 1
 
 

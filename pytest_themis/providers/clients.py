@@ -16,8 +16,9 @@ from ..errors import ConfigurationError
 
 __all__ = [
     "CLIENTS",
-    "all_native",
     "NATIVE_PREFIXES",
+    "NATIVE_TRANSPORT_OPTIONS",
+    "all_native",
     "check_client",
     "client_for",
     "native_blocker",
@@ -31,13 +32,19 @@ CLIENTS = ("auto", "litellm", "native")
 #: OpenAI text-completions endpoint.
 NATIVE_PREFIXES = ("openai/", "text-completion-openai/")
 
-#: Provider options the native client understands (everything else needs litellm).
-native_options = frozenset(
+#: Provider options the native client consumes itself (never sent in the request body).
+NATIVE_TRANSPORT_OPTIONS = frozenset(
     {
         "api_base", "base_url", "api_key", "extra_headers", "headers", "extra_body",
         "organization", "timeout", "num_retries", "max_retries", "custom_llm_provider",
         "input_cost_per_token", "output_cost_per_token",
-        # OpenAI request-body parameters, sent as they are
+    }
+)  # fmt: skip
+
+#: Provider options the native client understands (everything else needs litellm): its own,
+#: and the OpenAI request-body parameters, sent as they are.
+native_options = NATIVE_TRANSPORT_OPTIONS | frozenset(
+    {
         "frequency_penalty", "presence_penalty", "logit_bias", "response_format",
         "reasoning_effort", "user", "service_tier",
     }

@@ -11,26 +11,16 @@ credentials replaced by ``***``.
 
 from __future__ import annotations
 
-import email.utils
 import json
 import os
-import time
 from collections.abc import Iterator, Mapping
 from types import ModuleType
 from typing import Any
 
-from ..core.entities import (
-    REDACTED,
-    GenerationTask,
-    ProviderResponse,
-    TokenUsage,
-    is_secret_option,
-    redact_secrets,
-)
+from ..core.entities import GenerationTask, ProviderResponse, TokenUsage, redact_secrets
 from ..errors import (
     AuthenticationError,
     BadRequestError,
-    ConfigurationError,
     MalformedResponseError,
     ModelNotFoundError,
     ProviderConnectionError,
@@ -39,52 +29,17 @@ from ..errors import (
     RateLimitError,
     ServerError,
 )
-from .base import PLACEHOLDER_API_KEY, Provider, secret_values
+from .base import PLACEHOLDER_API_KEY, secret_values
+from .litellm_names import WELL_KNOWN_PREFIXES, import_litellm, resolve_provider, validate_model
+from .remote import RemoteProvider, describe_task, retry_after_seconds
 
 __all__ = ["LiteLLMProvider", "import_litellm", "validate_model"]
 
-#: Sent as the key to OpenAI-compatible servers that need none (the OpenAI client insists on one).
-#: Secrets shorter than this are not searched for in messages (they would mangle ordinary text).
+#: Provider options read here, not passed on to litellm as they are.
 _OUR_OPTIONS = frozenset({"timeout"})
 
-#: Prefixes accepted without importing litellm (all are litellm providers).
-_WELL_KNOWN_PREFIXES = frozenset(
-    {
-        "anthropic", "azure", "azure_ai", "bedrock", "cohere", "deepseek", "fireworks_ai",
-        "gemini", "groq", "hosted_vllm", "huggingface", "mistral", "ollama", "ollama_chat",
-        "openai", "openrouter", "perplexity", "together_ai", "vertex_ai", "vllm", "xai",
-    }
-)  # fmt: skip
 
-_litellm: ModuleType | None = None
-
-
-def import_litellm() -> ModuleType:
-    """Import litellm once, with the bundled cost map (no network fetch at import)."""
-    global _litellm
-    if _litellm is None:
-        os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
-        from ..core.setup_clock import setup_phase
-
-        with setup_phase():  # seconds, not part of a run's reported time
-            import litellm
-
-        _quiet(litellm)
-        _litellm = litellm
-    return _litellm
-
-
-def _quiet(litellm: ModuleType) -> None:
-    """Switch off litellm's printed banners and its verbose logger (output only)."""
-    setattr(litellm, "suppress_debug_info", True)  # noqa: B010 - untyped module attributes
-    setattr(litellm, "set_verbose", False)  # noqa: B010
-    import logging
-
-    for name in ("LiteLLM", "LiteLLM Router", "LiteLLM Proxy", "litellm"):
-        logging.getLogger(name).setLevel(logging.CRITICAL)
-
-
-class LiteLLMProvider(Provider):
+class LiteLLMProvider(RemoteProvider):
     """Calls ``litellm.completion`` / ``litellm.acompletion`` for each task.
 
     ``options`` (from ``create_provider("litellm", **options)``) are merged with
@@ -100,18 +55,14 @@ class LiteLLMProvider(Provider):
     supports_async = True
 
     def __init__(self, **options: Any) -> None:
-        self._options = dict(options)
+        super().__init__(**options)
         self._routes: dict[tuple[str, str | None], str | None] = {}
-
-    def __repr__(self) -> str:
-        shown = {k: (REDACTED if is_secret_option(k) else v) for k, v in self._options.items()}
-        return f"LiteLLMProvider({shown!r})"
 
     # -- public API ----------------------------------------------------------------------------
 
     def generate(self, task: GenerationTask, *, timeout: float | None = None) -> ProviderResponse:
         litellm = import_litellm()
-        options = self._merged(task.model.options)
+        options = self.merged_options(task.model.options)
         kwargs = self._request(task, options, timeout)
         try:
             response = litellm.completion(**kwargs)
@@ -127,7 +78,7 @@ class LiteLLMProvider(Provider):
         self, task: GenerationTask, *, timeout: float | None = None
     ) -> ProviderResponse:
         litellm = import_litellm()
-        options = self._merged(task.model.options)
+        options = self.merged_options(task.model.options)
         kwargs = self._request(task, options, timeout)
         try:
             response = await litellm.acompletion(**kwargs)
@@ -139,25 +90,17 @@ class LiteLLMProvider(Provider):
 
     def validate_model(self, identifier: str, options: Mapping[str, Any] | None = None) -> None:
         """Like :func:`validate_model`, with this provider's options merged under ``options``."""
-        validate_model(identifier, self._merged(options or {}))
+        validate_model(identifier, self.merged_options(options or {}))
 
     def close(self) -> None:
         """Nothing to release: litellm owns its (shared) HTTP clients."""
 
     # -- request -------------------------------------------------------------------------------
 
-    def _merged(self, task_options: Mapping[str, Any]) -> dict[str, Any]:
-        options = {**self._options, **task_options}
-        if "base_url" in options and "api_base" not in options:
-            options["api_base"] = options.pop("base_url")
-        else:
-            options.pop("base_url", None)
-        return options
-
     def _provider_of(self, identifier: str, api_base: str | None) -> str | None:
         key = (identifier, api_base)
         if key not in self._routes:
-            self._routes[key] = _resolve_provider(identifier, api_base)
+            self._routes[key] = resolve_provider(identifier, api_base)
         return self._routes[key]
 
     def _request(
@@ -191,7 +134,7 @@ class LiteLLMProvider(Provider):
     def _parse(
         self, litellm: ModuleType, response: Any, task: GenerationTask, options: Mapping[str, Any]
     ) -> ProviderResponse:
-        where = _describe(task, options)
+        where = describe_task(task, options)
         choices = getattr(response, "choices", None)
         if not choices:
             raise MalformedResponseError(
@@ -240,71 +183,9 @@ class LiteLLMProvider(Provider):
         return error
 
 
-def validate_model(identifier: str, options: Mapping[str, Any] | None = None) -> None:
-    """Raise :class:`ConfigurationError` when litellm cannot tell which provider serves
-    ``identifier``. No network call; litellm is imported only when the prefix is not obvious."""
-    options = options or {}
-    if not isinstance(identifier, str) or not identifier.strip():
-        raise ConfigurationError(f"litellm model must be a non-empty string, got {identifier!r}")
-    if options.get("custom_llm_provider") or options.get("api_base") or options.get("base_url"):
-        return
-    if identifier.split("/", 1)[0] in _WELL_KNOWN_PREFIXES and "/" in identifier:
-        return
-    if _resolve_provider(identifier, None) is None:
-        prefix, slash, rest = identifier.partition("/")
-        close = _closest_provider(prefix) if slash else None
-        if close is not None:
-            raise ConfigurationError(
-                f"litellm has no provider {prefix!r} (model {identifier!r}); did you mean "
-                f"'{close}/{rest}'? Known providers include openai, anthropic, gemini, "
-                "ollama; or set api_base to an OpenAI-compatible server"
-            )
-        raise ConfigurationError(
-            f"litellm cannot tell which provider serves model {identifier!r}; write it with "
-            f"a provider prefix, e.g. 'openai/{identifier}', 'anthropic/{identifier}' or "
-            f"'ollama/{identifier}', or set api_base to an OpenAI-compatible server"
-        )
-
-
-def _closest_provider(prefix: str) -> str | None:
-    """The litellm provider name closest to a mistyped ``prefix`` (None when none is close)."""
-    import difflib
-
-    names = [str(getattr(p, "value", p)) for p in getattr(import_litellm(), "provider_list", ())]
-    names = sorted(set(names) | _WELL_KNOWN_PREFIXES)
-    # Prefer the well-known names on ties ("opneai" -> "openai", not "openai_like").
-    for pool in (sorted(_WELL_KNOWN_PREFIXES), names):
-        found = difflib.get_close_matches(prefix.lower(), pool, n=1, cutoff=0.6)
-        if found:
-            return found[0]
-    return None
-
-
 def _api_base(options: Mapping[str, Any]) -> str | None:
     value = options.get("api_base")
     return str(value) if value else None
-
-
-def _resolve_provider(identifier: str, api_base: str | None) -> str | None:
-    litellm = import_litellm()
-    prefix = identifier.split("/", 1)[0]
-    if "/" in identifier and prefix in getattr(litellm, "provider_list", ()):
-        return prefix
-    if api_base is None:
-        info = getattr(litellm, "model_cost", {}).get(identifier)
-        if isinstance(info, Mapping) and info.get("litellm_provider"):
-            return str(info["litellm_provider"])
-    try:
-        _, provider, _, _ = litellm.get_llm_provider(model=identifier, api_base=api_base)
-    except Exception:  # noqa: BLE001 - litellm raises BadRequestError for unknown models
-        return None
-    return str(provider) if provider else None
-
-
-def _describe(task: GenerationTask, options: Mapping[str, Any]) -> str:
-    base = _api_base(options)
-    suffix = f" at {base}" if base else ""
-    return f"model {task.model.identifier!r}{suffix} (task {task.task_id})"
 
 
 def _chain(exc: BaseException) -> Iterator[BaseException]:
@@ -336,7 +217,7 @@ def _classify(
     import openai
 
     model = task.model.identifier
-    where = _describe(task, options)
+    where = describe_task(task, options)
     base = _api_base(options)
     detail = _detail(exc)
     status = _status_code(exc)
@@ -472,7 +353,7 @@ def _key_variables(litellm: ModuleType, model: str, options: Mapping[str, Any]) 
     missing = found.get("missing_keys") if isinstance(found, Mapping) else None
     names = [str(k) for k in missing or [] if str(k).isupper()]
     prefix = model.split("/", 1)[0]
-    if not names and prefix in _WELL_KNOWN_PREFIXES:
+    if not names and prefix in WELL_KNOWN_PREFIXES:
         names = [prefix.upper() + "_API_KEY"]  # a rejected key: name where it came from
     return names
 
@@ -497,26 +378,11 @@ def _headers_of(exc: BaseException) -> Iterator[Mapping[str, Any]]:
 
 
 def _retry_after(exc: BaseException) -> float | None:
-    """Seconds the server asked us to wait, from ``retry-after-ms`` or ``Retry-After``."""
+    """The wait the server asked for in the first response headers the exception carries."""
     for headers in _headers_of(exc):
-        raw_ms = headers.get("retry-after-ms")
-        if raw_ms is not None:
-            try:
-                return max(0.0, float(raw_ms) / 1000.0)
-            except (TypeError, ValueError):
-                pass
-        raw = headers.get("retry-after")
-        if raw is None:
-            continue
-        try:
-            return max(0.0, float(raw))
-        except (TypeError, ValueError):
-            pass
-        try:
-            when = email.utils.parsedate_to_datetime(str(raw))
-        except (TypeError, ValueError):
-            continue
-        return max(0.0, when.timestamp() - time.time())
+        seconds = retry_after_seconds(headers)
+        if seconds is not None:
+            return seconds
     return None
 
 

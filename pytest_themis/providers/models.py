@@ -88,7 +88,7 @@ def parse_model(spec: str | ModelSpec | Callable[..., Any], **options: Any) -> M
 
         if prefix in list_providers():
             return ModelSpec(rest, prefix, options=options)
-    from .litellm_provider import validate_model
+    from .litellm_names import validate_model
 
     validate_model(spec, options)
     return ModelSpec(spec, "litellm", options=options)

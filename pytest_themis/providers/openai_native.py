@@ -16,25 +16,16 @@ JSON), so budgets work for priced models either way.
 from __future__ import annotations
 
 import asyncio
-import email.utils
 import functools
 import importlib.util
 import json
 import os
 import sys
 import threading
-import time
 from collections.abc import Mapping
 from typing import Any
 
-from ..core.entities import (
-    REDACTED,
-    GenerationTask,
-    ProviderResponse,
-    TokenUsage,
-    is_secret_option,
-    redact_secrets,
-)
+from ..core.entities import GenerationTask, ProviderResponse, TokenUsage, redact_secrets
 from ..errors import (
     AuthenticationError,
     BadRequestError,
@@ -46,28 +37,22 @@ from ..errors import (
     RateLimitError,
     ServerError,
 )
-from .base import PLACEHOLDER_API_KEY, Provider, secret_values
+from .base import PLACEHOLDER_API_KEY, secret_values
+from .clients import NATIVE_TRANSPORT_OPTIONS
+from .remote import RemoteProvider, describe_task, retry_after_seconds
 
 __all__ = ["OPENAI_API_BASE", "OpenAINativeProvider"]
 
 #: Where ``openai/<model>`` goes without an ``api_base``.
 OPENAI_API_BASE = "https://api.openai.com/v1"
-#: Sent to servers that need no key when none is configured (as the litellm path does).
+#: litellm's model prefix for the OpenAI text-completions endpoint.
 _TEXT_PREFIX = "text-completion-openai/"
 _KEY_HINT = "set OPENAI_API_KEY (or pass api_key)"
-#: Options consumed here, never sent in the body.
-_TRANSPORT_OPTIONS = frozenset(
-    {
-        "api_base", "base_url", "api_key", "extra_headers", "headers", "extra_body",
-        "organization", "timeout", "num_retries", "max_retries", "custom_llm_provider",
-        "input_cost_per_token", "output_cost_per_token",
-    }
-)  # fmt: skip
 #: litellm's bundled price table, read (not imported) to price calls when litellm is not loaded.
 _PRICE_FILE = "model_prices_and_context_window_backup.json"
 
 
-class OpenAINativeProvider(Provider):
+class OpenAINativeProvider(RemoteProvider):
     """Chat (or text) completions against an OpenAI-compatible endpoint, on aiohttp.
 
     ``options`` are merged under each task's ``ModelSpec.options``: ``api_base`` (or
@@ -82,15 +67,11 @@ class OpenAINativeProvider(Provider):
     supports_async = True
 
     def __init__(self, **options: Any) -> None:
-        self._options = dict(options)
+        super().__init__(**options)
         self._sessions: dict[tuple[int, str], tuple[asyncio.AbstractEventLoop, Any]] = {}
         self._proxies: dict[str, str | None] = {}
         self._lock = threading.Lock()
         self._local = threading.local()
-
-    def __repr__(self) -> str:
-        shown = {k: (REDACTED if is_secret_option(k) else v) for k, v in self._options.items()}
-        return f"OpenAINativeProvider({shown!r})"
 
     # -- public API ----------------------------------------------------------------------------
 
@@ -105,7 +86,7 @@ class OpenAINativeProvider(Provider):
     async def agenerate(
         self, task: GenerationTask, *, timeout: float | None = None
     ) -> ProviderResponse:
-        options = self._merged(task.model.options)
+        options = self.merged_options(task.model.options)
         text_mode = task.model.identifier.startswith(_TEXT_PREFIX)
         base = str(options.get("api_base") or OPENAI_API_BASE).rstrip("/")
         url = base + ("/completions" if text_mode else "/chat/completions")
@@ -113,7 +94,8 @@ class OpenAINativeProvider(Provider):
         headers = _headers(options, custom_base="api_base" in options)
         if not any(name.lower() == "authorization" for name in headers):
             raise AuthenticationError(
-                f"{_describe(task, options)}: no API key was found (nothing was sent); {_KEY_HINT}",
+                f"{describe_task(task, options)}: no API key was found (nothing was sent); "
+                f"{_KEY_HINT}",
                 model=task.model.identifier,
             )
         chosen = timeout if timeout is not None else options.get("timeout")
@@ -138,7 +120,7 @@ class OpenAINativeProvider(Provider):
         except (asyncio.TimeoutError, aiohttp.ServerTimeoutError) as exc:
             limit = f"{chosen:g}s" if chosen else "aiohttp's default"
             error = ProviderTimeoutError(
-                f"{_describe(task, options)} did not answer within the client timeout "
+                f"{describe_task(task, options)} did not answer within the client timeout "
                 f"({limit}, {type(exc).__name__}); raise the timeout or lower the "
                 "parallelism if the server is overloaded",
                 status_code=408,
@@ -153,7 +135,7 @@ class OpenAINativeProvider(Provider):
             )
         except aiohttp.ClientError as exc:
             error = ProviderError(
-                f"{_describe(task, options)} failed: {type(exc).__name__}: "
+                f"{describe_task(task, options)} failed: {type(exc).__name__}: "
                 f"{_oneline(str(exc), 500)}",
                 model=task.model.identifier,
             )
@@ -202,12 +184,9 @@ class OpenAINativeProvider(Provider):
 
     # -- internals -----------------------------------------------------------------------------
 
-    def _merged(self, task_options: Mapping[str, Any]) -> dict[str, Any]:
-        options = {**self._options, **task_options}
-        if "base_url" in options and "api_base" not in options:
-            options["api_base"] = options.pop("base_url")
-        else:
-            options.pop("base_url", None)
+    def merged_options(self, task_options: Mapping[str, Any]) -> dict[str, Any]:
+        """As for every remote provider, with an empty ``api_base`` dropped (api.openai.com)."""
+        options = super().merged_options(task_options)
         if not options.get("api_base"):
             options.pop("api_base", None)
         return options
@@ -273,7 +252,7 @@ def _body(task: GenerationTask, options: Mapping[str, Any], text_mode: bool) -> 
         body["messages"] = [dict(m) for m in task.messages]
     body.update(task.sampling.request_params())
     for name, value in options.items():
-        if name not in _TRANSPORT_OPTIONS:
+        if name not in NATIVE_TRANSPORT_OPTIONS:
             body[name] = value
     extra = options.get("extra_body")
     if isinstance(extra, Mapping):
@@ -297,12 +276,6 @@ def _headers(options: Mapping[str, Any], *, custom_base: bool) -> dict[str, str]
     return headers
 
 
-def _describe(task: GenerationTask, options: Mapping[str, Any]) -> str:
-    base = options.get("api_base")
-    suffix = f" at {base}" if base else ""
-    return f"model {task.model.identifier!r}{suffix} (task {task.task_id})"
-
-
 def _oneline(text: str, limit: int) -> str:
     return " ".join(text.split())[:limit]
 
@@ -323,28 +296,6 @@ def _error_detail(raw: bytes) -> str:
     return _oneline(text, 500) or "(empty body)"
 
 
-def _retry_after(headers: Mapping[str, str]) -> float | None:
-    """Seconds the server asked us to wait, from ``retry-after-ms`` or ``Retry-After``."""
-    raw_ms = headers.get("retry-after-ms")
-    if raw_ms is not None:
-        try:
-            return max(0.0, float(raw_ms) / 1000.0)
-        except ValueError:
-            pass
-    raw = headers.get("retry-after")
-    if raw is None:
-        return None
-    try:
-        return max(0.0, float(raw))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(raw)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - time.time())
-
-
 def _http_error(
     status: int,
     raw: bytes,
@@ -353,11 +304,11 @@ def _http_error(
     options: Mapping[str, Any],
 ) -> ProviderError:
     """The error class of an HTTP error status, classified as the litellm path does."""
-    where = _describe(task, options)
+    where = describe_task(task, options)
     model = task.model.identifier
     detail = _error_detail(raw)
     if status == 429:
-        retry_after = _retry_after(headers)
+        retry_after = retry_after_seconds(headers)
         wait = f" and asked to wait {retry_after:g}s" if retry_after is not None else ""
         return RateLimitError(
             f"{where} is rate limited (HTTP 429){wait}: {detail}; lower max_parallel or "
@@ -396,7 +347,7 @@ def _http_error(
         return ServerError(
             f"{where} failed with a server error (HTTP {status}): {detail}",
             status_code=status,
-            retry_after=_retry_after(headers),
+            retry_after=retry_after_seconds(headers),
             model=model,
         )
     return ProviderError(
@@ -406,7 +357,8 @@ def _http_error(
 
 def _malformed(task: GenerationTask, options: Mapping[str, Any], why: str) -> Any:
     """The HTTP exchange succeeded, so no status code: the body is at fault."""
-    return MalformedResponseError(f"{_describe(task, options)} {why}", model=task.model.identifier)
+    where = describe_task(task, options)
+    return MalformedResponseError(f"{where} {why}", model=task.model.identifier)
 
 
 def _parse(
@@ -496,30 +448,62 @@ def _cost(identifier: str, usage: TokenUsage | None, options: Mapping[str, Any])
 
 
 @functools.lru_cache(maxsize=1)
-def _price_file() -> dict[str, Any]:
-    """litellm's bundled price table, read as JSON (litellm itself is not imported)."""
+def _price_text() -> str:
+    """litellm's bundled price table as text ('' without litellm); litellm is not imported."""
     spec = importlib.util.find_spec("litellm")
     if spec is None or not spec.submodule_search_locations:
-        return {}
+        return ""
     path = os.path.join(spec.submodule_search_locations[0], _PRICE_FILE)
     try:
         with open(path, encoding="utf-8") as fh:
-            table = json.load(fh)
-    except (OSError, ValueError):
+            return fh.read()
+    except OSError:
+        return ""
+
+
+@functools.lru_cache(maxsize=1)
+def _price_table() -> dict[str, tuple[float, float] | None]:
+    """Model name -> flat (input, output) price per token, None for an entry without one."""
+    try:
+        table = json.loads(_price_text() or "{}")
+    except ValueError:
         return {}
-    return table if isinstance(table, dict) else {}
+    if not isinstance(table, dict):
+        return {}
+    return {str(name): _flat_price(entry) for name, entry in table.items() if entry}
 
 
-def _cost_from_price_file(name: str, usage: TokenUsage) -> float | None:
-    """Per-token price of ``name`` from the bundled table (flat prices only), else None."""
-    entry = _price_file().get(name) or _price_file().get("openai/" + name)
+def _flat_price(entry: Any) -> tuple[float, float] | None:
     if not isinstance(entry, Mapping):
         return None
     prompt_price = entry.get("input_cost_per_token")
     completion_price = entry.get("output_cost_per_token")
     if not isinstance(prompt_price, (int, float)) or not isinstance(completion_price, (int, float)):
         return None
-    return prompt_price * usage.prompt_tokens + completion_price * usage.completion_tokens
+    return float(prompt_price), float(completion_price)
+
+
+@functools.lru_cache(maxsize=256)
+def _listed_price(name: str) -> tuple[float, float] | None:
+    """The flat price of ``name`` (or ``openai/<name>``) in the bundled table, else None.
+
+    A plain name that does not occur in the table's text is unpriced without parsing the
+    table (a local server's model, typically): parsing 3 MB of JSON costs tens of ms of CPU.
+    """
+    text = _price_text()
+    plain = name.isascii() and '"' not in name and "\\" not in name
+    if plain and f'"{name}"' not in text and f'"openai/{name}"' not in text:
+        return None
+    table = _price_table()
+    return table[name] if name in table else table.get("openai/" + name)
+
+
+def _cost_from_price_file(name: str, usage: TokenUsage) -> float | None:
+    """Per-token price of ``name`` from the bundled table (flat prices only), else None."""
+    price = _listed_price(name)
+    if price is None:
+        return None
+    return price[0] * usage.prompt_tokens + price[1] * usage.completion_tokens
 
 
 def _secrets(options: Mapping[str, Any]) -> list[str]:

@@ -324,28 +324,26 @@ def test_validate_model_accepts_resolvable_and_rejects_unknown() -> None:
 
 
 def test_well_known_prefixes_are_litellm_providers() -> None:
-    from pytest_themis.providers.litellm_provider import _WELL_KNOWN_PREFIXES
+    from pytest_themis.providers.litellm_names import WELL_KNOWN_PREFIXES
 
-    assert _WELL_KNOWN_PREFIXES <= set(litellm.provider_list)
+    assert WELL_KNOWN_PREFIXES <= set(litellm.provider_list)
 
 
-def test_retry_after_header_forms() -> None:
-    from datetime import datetime, timedelta, timezone
-    from email.utils import format_datetime
-
+def test_retry_after_is_read_from_the_exception_or_its_response() -> None:
     from pytest_themis.providers.litellm_provider import _retry_after
+
+    class Response:
+        headers = {"retry-after": "4"}
 
     class Fake(Exception):
         def __init__(self, headers: dict[str, str]) -> None:
             super().__init__("x")
             self.litellm_response_headers = headers
+            self.response = Response()
 
-    assert _retry_after(Fake({"retry-after": "3"})) == 3.0
     assert _retry_after(Fake({"retry-after-ms": "1500", "retry-after": "9"})) == 1.5
-    assert _retry_after(Fake({})) is None
-    assert _retry_after(Fake({"retry-after": "soon"})) is None
-    later = format_datetime(datetime.now(timezone.utc) + timedelta(seconds=30), usegmt=True)
-    assert 25 < (_retry_after(Fake({"retry-after": later})) or 0) <= 30
+    assert _retry_after(Fake({})) == 4.0  # the exception's own headers name no wait
+    assert _retry_after(Exception("no headers")) is None
 
 
 def test_module_import_does_not_import_litellm() -> None:

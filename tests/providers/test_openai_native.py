@@ -388,3 +388,15 @@ def test_no_key_for_api_openai_com_fails_before_sending(monkeypatch: pytest.Monk
     assert isinstance(error, AuthenticationError) and not error.transient
     assert "no API key was found (nothing was sent)" in str(error)
     assert "set OPENAI_API_KEY (or pass api_key)" in str(error)
+
+
+def test_an_unlisted_model_is_unpriced_without_parsing_the_price_table() -> None:
+    from pytest_themis.providers import openai_native
+
+    openai_native._listed_price.cache_clear()
+    openai_native._price_table.cache_clear()
+    assert openai_native._listed_price("local-model-not-in-any-table") is None
+    assert openai_native._price_table.cache_info().currsize == 0  # decided on the text alone
+    listed = openai_native._listed_price("gpt-4o-mini")
+    assert listed is not None and all(price > 0 for price in listed)
+    assert openai_native._price_table.cache_info().currsize == 1

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 
 import pytest
-from support.recording import imported_packages, record_imports
+from support.recording import imported_modules, imported_packages, record_imports
 
 from pytest_themis.testing import OpenAIServer
 
@@ -13,6 +13,8 @@ pytestmark = pytest.mark.timeout(300)
 
 #: The client libraries whose import the tests watch.
 CLIENTS = ("litellm", "aiohttp", "openai", "httpx")
+#: The litellm provider's module: a native-routed run must not import it either.
+LITELLM_PROVIDER = "pytest_themis.providers.litellm_provider"
 
 TEST_FILE = """
 import pytest
@@ -35,7 +37,7 @@ def test_eval(themis_report):
 
 
 def _setup(pytester: pytest.Pytester, n: int, models: list[str]) -> None:
-    record_imports(pytester, CLIENTS)
+    record_imports(pytester, (*CLIENTS, "pytest_themis"))
     pytester.makepyfile(TEST_FILE.format(n=n, models=models))
 
 
@@ -53,7 +55,9 @@ def _run(pytester: pytest.Pytester, url: str, *args: str) -> pytest.RunResult:
 
 def _modules(pytester: pytest.Pytester) -> dict[str, bool]:
     seen = imported_packages(pytester)
-    return {name: name in seen for name in CLIENTS}
+    found = {name: name in seen for name in CLIENTS}
+    found["litellm_provider"] = LITELLM_PROVIDER in imported_modules(pytester)
+    return found
 
 
 @pytest.mark.slow
@@ -70,10 +74,17 @@ def test_native_by_default_and_a_cached_rerun_imports_no_client_library(
         _run(pytester, server.url).assert_outcomes(passed=1)
         assert server.stats.request_count == 0
         rerun = _modules(pytester)
-    # The first run sent everything through aiohttp, in this process, without litellm.
-    assert first == {"litellm": False, "aiohttp": True, "openai": False, "httpx": False}
+    # The first run sent everything through aiohttp, in this process, without litellm (nor
+    # the litellm provider's module: the model name is checked without it).
+    assert first == {
+        "litellm": False,
+        "aiohttp": True,
+        "openai": False,
+        "httpx": False,
+        "litellm_provider": False,
+    }
     # The cached rerun imported no HTTP client at all.
-    assert rerun == {"litellm": False, "aiohttp": False, "openai": False, "httpx": False}
+    assert not any(rerun.values()), rerun
 
 
 @pytest.mark.slow
