@@ -24,9 +24,10 @@ from typing import Any, Protocol
 from ..core.defaults import AUTO_PARALLEL_CEILING
 from ..core.entities import GenerationRecord, GenerationTask
 from ..generation.executors import TaskExecutor
-from ..generation.kernel import BatchResult, Cancellation, GenerationKernel, RunSettings
+from ..generation.kernel import GenerationKernel
 from ..generation.retry import AimdWindow
 from ..generation.router import default_executor
+from ..generation.settings import BatchResult, Cancellation, RunSettings
 from .execution import ExecutionBackend, ExecutionJob
 
 __all__ = [

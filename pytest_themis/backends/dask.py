@@ -20,7 +20,7 @@ from typing import Any
 
 from ..core.entities import GenerationTask
 from ..errors import ConfigurationError, ThemisError
-from ..generation.kernel import BatchResult
+from ..generation.settings import BatchResult
 from ._remote import RemoteExecutionBackend, WorkerJob, WorkerLost, cancel_run, run_task_batch
 from .scoring import Scorer
 

@@ -21,7 +21,8 @@ if TYPE_CHECKING:
     from ..core.entities import GenerationRecord, GenerationTask
     from ..core.protocols import EvaluationPipelineProtocol
     from ..generation.executors import TaskExecutor
-    from ..generation.kernel import Budget, GenerationKernel, RunSettings
+    from ..generation.kernel import GenerationKernel
+    from ..generation.settings import Budget, RunSettings
     from .scoring import Scorer
 
 __all__ = [

@@ -19,7 +19,7 @@ from typing import Any
 from ..core.entities import GenerationRecord, GenerationTask
 from ..core.process_host import Channel, exit_if_orphaned, fork_per_channel
 from ..core.records import record_from_dict, record_to_dict
-from .kernel import RunSettings
+from .settings import RunSettings
 
 __all__ = [
     "EndRun",

@@ -13,9 +13,7 @@ import queue
 import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
-from typing import Any, Protocol, cast
+from typing import Any, cast
 
 from ..core.entities import (
     GenerationError,
@@ -24,185 +22,16 @@ from ..core.entities import (
     ProviderResponse,
     redact_text,
 )
-from ..errors import ConfigurationError, ProviderError, RateLimitError
+from ..errors import ProviderError, RateLimitError
 from .executors import TaskExecutor
-from .retry import AdaptiveLimiter, FixedLimiter, RetryPolicy
+from .retry import AdaptiveLimiter, FixedLimiter
+from .settings import BatchResult, Budget, Cancellation, Limiter, RunSettings
+from .streams import END, crash, drain, shared_loop
 
-__all__ = [
-    "END",
-    "BatchResult",
-    "Budget",
-    "Cancellation",
-    "GenerationKernel",
-    "Limiter",
-    "RunSettings",
-    "crash",
-    "drain",
-    "failure_record",
-    "shared_loop",
-    "take_available",
-]
+__all__ = ["GenerationKernel", "failure_record"]
 
 #: How long closing a stream waits for cancelled requests to unwind.
 _CANCEL_GRACE = 1.0
-
-
-class Limiter(Protocol):
-    """A concurrency gate: :class:`FixedLimiter` or :class:`AdaptiveLimiter`."""
-
-    async def acquire(self) -> None: ...
-    def release(self) -> None: ...
-    def on_success(self) -> None: ...
-    def on_rate_limit(self, retry_after: float | None) -> None: ...
-
-
-@dataclass(frozen=True)
-class RunSettings:
-    """How a run sends requests; frozen and picklable, so remote workers get the same rules."""
-
-    max_parallel: int | str = 16
-    max_retries: int = 3
-    timeout: float | None = 60.0
-    retry_base_delay: float = 0.5
-    retry_max_delay: float = 30.0
-    seed: int | None = None
-    max_cost_usd: float | None = None
-    #: HTTP client of litellm models in the default executor (``auto``/``litellm``/``native``;
-    #: None: ``THEMIS_CLIENT`` where the requests are sent, else ``auto``).
-    client: str | None = None
-
-    def __post_init__(self) -> None:
-        if self.client is not None:
-            from ..providers.clients import check_client
-
-            object.__setattr__(self, "client", check_client(self.client))
-        mp = self.max_parallel
-        if mp != "auto" and (isinstance(mp, bool) or not isinstance(mp, int) or mp < 1):
-            raise ConfigurationError(
-                f"max_parallel must be a positive integer or 'auto', got {mp!r}"
-            )
-        if self.max_retries < 0:
-            raise ConfigurationError(f"max_retries must be >= 0, got {self.max_retries}")
-        if self.timeout is not None and self.timeout <= 0:
-            raise ConfigurationError(f"timeout must be > 0 seconds, got {self.timeout}")
-        if self.max_cost_usd is not None and self.max_cost_usd < 0:
-            raise ConfigurationError(f"max_cost_usd must be >= 0, got {self.max_cost_usd}")
-
-    @property
-    def adaptive(self) -> bool:
-        """Whether ``max_parallel`` is ``"auto"`` (an AIMD window)."""
-        return self.max_parallel == "auto"
-
-    @property
-    def fixed_limit(self) -> int | None:
-        """The fixed concurrency cap, or None for ``"auto"``."""
-        return None if self.adaptive else int(self.max_parallel)
-
-    def retry_policy(self) -> RetryPolicy:
-        return RetryPolicy(self.max_retries, self.retry_base_delay, self.retry_max_delay, self.seed)
-
-
-class Budget:
-    """Thread-safe spend tracking against ``max_cost_usd`` (None: no budget)."""
-
-    def __init__(self, max_cost_usd: float | None = None) -> None:
-        self.max_cost_usd = max_cost_usd
-        self.spent_usd = 0.0
-        self._lock = threading.Lock()
-
-    @property
-    def exhausted(self) -> bool:
-        return self.max_cost_usd is not None and self.spent_usd >= self.max_cost_usd
-
-    def charge(self, cost: float | None) -> None:
-        if cost:
-            with self._lock:
-                self.spent_usd += cost
-
-    def record(self, task: GenerationTask) -> GenerationRecord:
-        """The error record of a task not sent because the budget was spent."""
-        return GenerationRecord(
-            task=task,
-            error=GenerationError(
-                kind="budget",
-                type="BudgetExceededError",
-                message=(
-                    f"not sent: the cost budget of ${self.max_cost_usd:g} was spent "
-                    f"(${self.spent_usd:.6g}); raise --themis-max-cost-usd / max_cost_usd"
-                ),
-            ),
-        )
-
-
-@dataclass
-class BatchResult:
-    """What a worker returns for one batch: one record per task, and how many 429s it saw."""
-
-    records: list[GenerationRecord] = field(default_factory=list)
-    rate_limited: int = 0
-
-
-class Cancellation:
-    """Cancels the batches run under it (:meth:`GenerationKernel.run_batch`), now and later.
-
-    Thread-safe: a remote worker cancels a run's batches from another thread when the driver
-    has stopped reading the run's records.
-    """
-
-    def __init__(self) -> None:
-        self.cancelled = False
-        self._running: set[concurrent.futures.Future[Any]] = set()
-        self._lock = threading.Lock()
-
-    def cancel(self) -> None:
-        with self._lock:
-            self.cancelled = True
-            running, self._running = self._running, set()
-        for future in running:
-            future.cancel()
-
-    def add(self, future: concurrent.futures.Future[Any]) -> None:
-        """Cancel ``future`` with the others (at once, when already cancelled)."""
-        with self._lock:
-            if not self.cancelled:
-                self._running.add(future)
-                return
-        future.cancel()
-
-    def discard(self, future: concurrent.futures.Future[Any]) -> None:
-        with self._lock:
-            self._running.discard(future)
-
-
-_LOOP: asyncio.AbstractEventLoop | None = None
-_LOOP_LOCK = threading.Lock()
-
-
-def shared_loop() -> asyncio.AbstractEventLoop:
-    """One event loop per process, on a daemon thread, shared by every run.
-
-    Async clients (litellm's HTTP sessions, its logging worker) bind to the loop they first run
-    on; keeping that loop alive lets them reuse connections across runs instead of breaking when
-    a per-run loop closes. Blocking providers run on the loop's (large, lazily grown) thread pool.
-    """
-    global _LOOP
-    with _LOOP_LOCK:
-        if _LOOP is None or _LOOP.is_closed():
-            loop = asyncio.new_event_loop()
-            loop.set_default_executor(
-                ThreadPoolExecutor(max_workers=256, thread_name_prefix="themis-call")
-            )
-            ready = threading.Event()
-
-            def serve() -> None:
-                asyncio.set_event_loop(loop)
-                loop.call_soon(ready.set)
-                loop.run_forever()
-
-            threading.Thread(target=serve, name="themis-loop", daemon=True).start()
-            ready.wait()
-            _LOOP = loop
-        return _LOOP
 
 
 async def _aiter(
@@ -465,9 +294,9 @@ class GenerationKernel:
                     iter(tasks), out.put, limiter=self.limiters(limit), budget=budget
                 )
             except BaseException as exc:  # noqa: BLE001 - handed to the consumer thread
-                out.put(_Crash(exc))
+                out.put(crash(exc))
             finally:
-                out.put(_END)
+                out.put(END)
 
         future = asyncio.run_coroutine_threadsafe(main(), shared_loop())
         try:
@@ -530,56 +359,3 @@ def failure_record(
         latency=time.perf_counter() - started,
         attempts=attempts,
     )
-
-
-# -- a queue a producer thread fills and a consumer drains ------------------------------------
-
-
-class _Crash:
-    def __init__(self, exc: BaseException) -> None:
-        self.exc = exc
-
-
-_END = object()
-
-
-def crash(exc: BaseException) -> Any:
-    """The item a producer puts into a :func:`drain` queue to raise ``exc`` in the consumer."""
-    return _Crash(exc)
-
-
-#: The item a producer puts into a :func:`drain` queue when it is done.
-END = _END
-
-
-def take_available(out: queue.SimpleQueue[Any], max_items: int) -> list[Any]:
-    """Block for one item, then take whatever else is already queued, up to ``max_items``.
-
-    Nothing waits to fill a batch: under load the items that arrived meanwhile come together.
-    """
-    items = [out.get()]
-    while len(items) < max_items:
-        try:
-            items.append(out.get_nowait())
-        except queue.Empty:
-            break
-    return items
-
-
-def drain(out: queue.SimpleQueue[Any], max_batch: int) -> Iterator[list[Any]]:
-    """Yield what producers put into ``out``, as :func:`take_available` lists, until :data:`END`.
-
-    A producer's :func:`crash` item is raised here, in the consumer's thread.
-    """
-    finished = False
-    while not finished:
-        items: list[Any] = []
-        for item in take_available(out, max_batch):
-            if item is _END:
-                finished = True
-            elif isinstance(item, _Crash):
-                raise item.exc
-            else:
-                items.append(item)
-        if items:
-            yield items

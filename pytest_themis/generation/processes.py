@@ -34,8 +34,10 @@ from ._worker import (
     TaskFeed,
     WorkerGone,
 )
-from .kernel import END, Budget, GenerationKernel, crash, drain, shared_loop, take_available
+from .kernel import GenerationKernel
 from .retry import AimdWindow
+from .settings import Budget
+from .streams import END, crash, drain, shared_loop, take_available
 
 __all__ = [
     "ProcessStrategy",

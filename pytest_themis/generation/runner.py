@@ -11,7 +11,7 @@ from ..backends.local import InProcessExecutionBackend, WorkerProcessExecutionBa
 from ..core.entities import GenerationRecord, GenerationTask
 from ..errors import ConfigurationError
 from .executors import TaskExecutor
-from .kernel import Budget, RunSettings
+from .settings import Budget, RunSettings
 
 __all__ = ["AUTO_PROCESS_MIN_TASKS", "GenerationRunner"]
 

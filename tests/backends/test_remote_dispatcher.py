@@ -31,10 +31,10 @@ from pytest_themis.backends._remote import (  # noqa: E402
 from pytest_themis.backends.ray import RayExecutionBackend  # noqa: E402
 from pytest_themis.core.entities import GenerationTask, ModelSpec, SamplingConfig  # noqa: E402
 from pytest_themis.errors import ConfigurationError, RateLimitError  # noqa: E402
-from pytest_themis.generation.kernel import BatchResult  # noqa: E402
 from pytest_themis.generation.plan import GenerationPlan  # noqa: E402
 from pytest_themis.generation.router import ProviderRouter  # noqa: E402
 from pytest_themis.generation.runner import GenerationRunner  # noqa: E402
+from pytest_themis.generation.settings import BatchResult  # noqa: E402
 from pytest_themis.generation.templates import PromptTemplate  # noqa: E402
 
 
