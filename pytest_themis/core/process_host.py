@@ -24,11 +24,19 @@ import struct
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-__all__ = ["Channel", "ChildProcess", "child_main", "exit_if_orphaned", "fork_per_channel"]
+__all__ = [
+    "Channel",
+    "ChildProcess",
+    "child_main",
+    "die_with_parent",
+    "exit_if_orphaned",
+    "fork_per_channel",
+]
 
 _HEADER = struct.Struct("!I")
 _CHUNK = 1 << 16
@@ -293,6 +301,26 @@ def exit_if_orphaned(every: float = 0.2) -> Iterator[None]:
     finally:
         done.set()
         watcher.join()
+
+
+def die_with_parent(every: float = 0.5) -> None:
+    """From now on, stop this process's whole group at once if the parent process goes away.
+
+    For a child that may be busy (waiting on a worker it forked, say) when its caller is killed:
+    it would never read the end of its input. A daemon thread polls the parent; forking while it
+    runs is safe (the thread holds no lock a forked child uses).
+    """
+    parent = os.getppid()
+
+    def watch() -> None:
+        while True:
+            time.sleep(every)  # polling the parent's pid: there is no event to wait on
+            if os.getppid() != parent:
+                if os.getpgrp() == os.getpid():
+                    os.killpg(os.getpid(), signal.SIGKILL)  # this process and all it forked
+                os._exit(0)
+
+    threading.Thread(target=watch, name="themis-parent-watch", daemon=True).start()
 
 
 def fork_per_channel(channels: Sequence[Channel]) -> Channel:

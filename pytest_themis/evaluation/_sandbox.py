@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
 from typing import Any
 
-from ..core.process_host import Channel, ChildProcess, exit_if_orphaned
+from ..core.process_host import Channel, ChildProcess, die_with_parent, exit_if_orphaned
 
 __all__ = ["Outcome", "WorkerPool", "default_size", "host_main"]
 
@@ -225,6 +225,9 @@ def host_main(
     module_name, _, func_name = handler_path.partition(":")
     with exit_if_orphaned():  # the caller may go away during a slow import
         handler = getattr(importlib.import_module(module_name), func_name)
+    # A caller killed while this host waits on a busy worker is noticed here, not by a read:
+    # the host and the workers it forked stop together (else they outlive the caller).
+    die_with_parent()
     scheduler = _Scheduler(handler, int(size), startup_timeout, channels)
     try:
         channel.send(("ready", None))

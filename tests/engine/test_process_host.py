@@ -192,3 +192,44 @@ def test_a_child_whose_parent_dies_exits(target: str) -> None:
     finally:
         parent.kill()
         parent.communicate()
+
+
+_BUSY_PARENT = """
+import sys, threading
+from pytest_themis.evaluation._sandbox import WorkerPool
+pool = WorkerPool("time:sleep", 1)
+pool.start()
+threading.Thread(target=pool.map, args=([120], 300), daemon=True).start()
+print(pool.host_pid, flush=True)
+sys.stdin.read()  # until the test kills this process
+"""
+
+
+def _children(pid: int) -> list[int]:
+    found: list[int] = []
+    for task in Path(f"/proc/{pid}/task").glob("*/children"):
+        found += [int(p) for p in task.read_text().split()]
+    return found
+
+
+def test_a_sandbox_host_busy_on_a_worker_dies_with_its_caller() -> None:
+    """The caller is SIGKILLed while the host waits on a worker running a long item: the host
+    and the worker it forked stop too (they used to wait on the worker forever)."""
+    parent = subprocess.Popen(
+        [sys.executable, "-c", _BUSY_PARENT], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
+    try:
+        assert parent.stdout is not None
+        host = int(parent.stdout.readline())
+        deadline = time.monotonic() + 30
+        while not _children(host) and time.monotonic() < deadline:
+            time.sleep(0.02)  # polling for the forked worker, with a deadline
+        workers = _children(host)
+        assert workers, "the host forked no worker"
+        parent.kill()
+        parent.wait()
+        assert _wait_gone([host, *workers], timeout=10), "the host outlived its caller"
+    finally:
+        parent.kill()
+        parent.communicate()
