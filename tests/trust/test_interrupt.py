@@ -49,7 +49,13 @@ def _pytest(tmp_path: Path, server: OpenAIServer, *args: str) -> subprocess.Pope
             f"--themis-cache-dir={tmp_path / 'cache'}", f"--themis-api-base={server.url}", *args,
         ],
         cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        preexec_fn=_default_sigint,
     )  # fmt: skip
+
+
+def _default_sigint() -> None:
+    """The child takes Ctrl-C even when this suite runs with SIGINT ignored (a background job)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def _manifest(tmp_path: Path) -> dict[str, Any]:
