@@ -13,12 +13,11 @@ import signal
 import subprocess
 import sys
 import textwrap
-import time
 from collections import Counter
-from typing import Any
 
 import pytest
-from support.pg_server import pg_server, pg_url  # noqa: F401
+from support.pg_server import pg_server, pg_url, stored_generation_keys  # noqa: F401
+from support.polling import wait_for
 
 from pytest_themis import evaluate
 from pytest_themis.testing.openai_server import FaultPlan, OpenAIServer
@@ -39,28 +38,6 @@ _DRIVER = textwrap.dedent(
 ).format(max_parallel=MAX_PARALLEL)
 
 
-def _stored_keys(url: str) -> set[str]:
-    import psycopg  # the pg_server fixture has checked that it is installed
-
-    base, table = url.split("?table=")
-    with psycopg.connect(base, autocommit=True) as conn:
-        exists = conn.execute("SELECT to_regclass(%s)", (table,)).fetchone()
-        if exists is None or exists[0] is None:
-            return set()
-        return {row[0] for row in conn.execute(f"SELECT key FROM {table} WHERE key LIKE 'gen:%'")}
-
-
-def _poll(condition: Any, deadline: float, what: str) -> Any:
-    end = time.monotonic() + deadline
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > end:
-            raise AssertionError(f"{what}: not before the deadline")
-        time.sleep(0.05)
-
-
 def test_sigkilled_driver_resumes_from_the_store_repeating_at_most_two_windows(
     pg_url: str,  # noqa: F811
 ) -> None:
@@ -74,12 +51,14 @@ def test_sigkilled_driver_resumes_from_the_store_repeating_at_most_two_windows(
             start_new_session=True,
         )
         try:
-            stored = _poll(lambda: len(_stored_keys(pg_url)) >= 8, 120, "8 records stored")
+            stored = wait_for(
+                lambda: len(stored_generation_keys(pg_url)) >= 8, 120, "8 records stored"
+            )
         finally:
             os.killpg(driver.pid, signal.SIGKILL)
             driver.wait(timeout=30)
         assert stored and driver.returncode == -signal.SIGKILL
-        before_kill = _stored_keys(pg_url)
+        before_kill = stored_generation_keys(pg_url)
         assert 8 <= len(before_kill) < ROWS  # killed mid-run
         asked_before = Counter(server.stats.requests_by_prompt)
 
@@ -98,4 +77,5 @@ def test_sigkilled_driver_resumes_from_the_store_repeating_at_most_two_windows(
     assert sum(r.generation.cached for r in rerun.records) >= len(before_kill)
     repeated = [prompt for prompt in asked_after if prompt in asked_before]
     assert len(repeated) <= 2 * MAX_PARALLEL, len(repeated)
-    assert len(_stored_keys(pg_url)) == ROWS and before_kill <= _stored_keys(pg_url)
+    after = stored_generation_keys(pg_url)
+    assert len(after) == ROWS and before_kill <= after
