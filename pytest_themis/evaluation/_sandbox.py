@@ -63,6 +63,9 @@ def _worker_loop(
     """Forked worker: answer ``(index, payload)`` requests until the host hangs up."""
     for channel in inherited:  # the host's channel to the caller is none of our business
         channel.close()
+    # A worker busy on a long item reads nothing: it must notice a host that died however it
+    # died (the host kills its group when its caller goes, but not if it is killed alone).
+    die_with_parent()
     conn.send(("ready", None, None))
     while True:
         try:

@@ -233,3 +233,36 @@ def test_a_sandbox_host_busy_on_a_worker_dies_with_its_caller() -> None:
     finally:
         parent.kill()
         parent.communicate()
+
+
+_BUSY_HOST = """
+import sys, threading
+from pytest_themis.evaluation._sandbox import WorkerPool
+pool = WorkerPool("time:sleep", 1)
+pool.start()
+threading.Thread(target=pool.map, args=([120], 300), daemon=True).start()
+print(pool.host_pid, flush=True)
+sys.stdin.read()
+"""
+
+
+def test_a_busy_sandbox_worker_dies_with_its_host() -> None:
+    """The host alone is SIGKILLed while its worker runs a long item: the worker stops too (the
+    caller's pool kills the host's group, and the worker watches its host itself)."""
+    caller = subprocess.Popen(
+        [sys.executable, "-c", _BUSY_HOST], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
+    try:
+        assert caller.stdout is not None
+        host = int(caller.stdout.readline())
+        deadline = time.monotonic() + 30
+        while not _children(host) and time.monotonic() < deadline:
+            time.sleep(0.02)  # polling for the forked worker, with a deadline
+        workers = _children(host)
+        assert workers, "the host forked no worker"
+        os.kill(host, signal.SIGKILL)  # the host only, not its group
+        assert _wait_gone(workers, timeout=10), "the worker outlived its host"
+    finally:
+        caller.kill()
+        caller.communicate()
