@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -194,7 +196,7 @@ def test_a_child_whose_parent_dies_exits(target: str) -> None:
         parent.communicate()
 
 
-_BUSY_PARENT = """
+_BUSY_CALLER = """
 import sys, threading
 from pytest_themis.evaluation._sandbox import WorkerPool
 pool = WorkerPool("time:sleep", 1)
@@ -212,45 +214,12 @@ def _children(pid: int) -> list[int]:
     return found
 
 
-def test_a_sandbox_host_busy_on_a_worker_dies_with_its_caller() -> None:
-    """The caller is SIGKILLed while the host waits on a worker running a long item: the host
-    and the worker it forked stop too (they used to wait on the worker forever)."""
-    parent = subprocess.Popen(
-        [sys.executable, "-c", _BUSY_PARENT], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-        text=True,
-    )  # fmt: skip
-    try:
-        assert parent.stdout is not None
-        host = int(parent.stdout.readline())
-        deadline = time.monotonic() + 30
-        while not _children(host) and time.monotonic() < deadline:
-            time.sleep(0.02)  # polling for the forked worker, with a deadline
-        workers = _children(host)
-        assert workers, "the host forked no worker"
-        parent.kill()
-        parent.wait()
-        assert _wait_gone([host, *workers], timeout=10), "the host outlived its caller"
-    finally:
-        parent.kill()
-        parent.communicate()
-
-
-_BUSY_HOST = """
-import sys, threading
-from pytest_themis.evaluation._sandbox import WorkerPool
-pool = WorkerPool("time:sleep", 1)
-pool.start()
-threading.Thread(target=pool.map, args=([120], 300), daemon=True).start()
-print(pool.host_pid, flush=True)
-sys.stdin.read()
-"""
-
-
-def test_a_busy_sandbox_worker_dies_with_its_host() -> None:
-    """The host alone is SIGKILLed while its worker runs a long item: the worker stops too (the
-    caller's pool kills the host's group, and the worker watches its host itself)."""
+@contextlib.contextmanager
+def _busy_pool() -> Iterator[tuple[subprocess.Popen[str], int, list[int]]]:
+    """A caller process whose sandbox host has one worker busy on a long item:
+    (the caller, the host's pid, the workers' pids)."""
     caller = subprocess.Popen(
-        [sys.executable, "-c", _BUSY_HOST], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+        [sys.executable, "-c", _BUSY_CALLER], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
         text=True,
     )  # fmt: skip
     try:
@@ -261,8 +230,24 @@ def test_a_busy_sandbox_worker_dies_with_its_host() -> None:
             time.sleep(0.02)  # polling for the forked worker, with a deadline
         workers = _children(host)
         assert workers, "the host forked no worker"
-        os.kill(host, signal.SIGKILL)  # the host only, not its group
-        assert _wait_gone(workers, timeout=10), "the worker outlived its host"
+        yield caller, host, workers
     finally:
         caller.kill()
         caller.communicate()
+
+
+def test_a_sandbox_host_busy_on_a_worker_dies_with_its_caller() -> None:
+    """The caller is SIGKILLed while the host waits on a worker running a long item: the host
+    and the worker it forked stop too (they used to wait on the worker forever)."""
+    with _busy_pool() as (caller, host, workers):
+        caller.kill()
+        caller.wait()
+        assert _wait_gone([host, *workers], timeout=10), "the host outlived its caller"
+
+
+def test_a_busy_sandbox_worker_dies_with_its_host() -> None:
+    """The host alone is SIGKILLed while its worker runs a long item: the worker stops too (the
+    caller's pool kills the host's group, and the worker watches its host itself)."""
+    with _busy_pool() as (_, host, workers):
+        os.kill(host, signal.SIGKILL)  # the host only, not its group
+        assert _wait_gone(workers, timeout=10), "the worker outlived its host"
