@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 from support.dask_cluster import StallingModel, local_cluster, poll, subprocess_cluster
+from support.sweeps import per_sample
 
 from pytest_themis import evaluate
 from pytest_themis.backends import resolve_execution_backend
@@ -34,17 +35,6 @@ GRID: dict[str, Any] = dict(
     metrics=["exact_match"],
     storage=None,
 )
-
-
-def per_sample(report: ExperimentReport) -> dict[tuple[str, str, int], dict[str, float]]:
-    """Scores by (cell, row, sample); fails if any sample appears twice or errs."""
-    out: dict[tuple[str, str, int], dict[str, float]] = {}
-    for rec in report.records:
-        key = (rec.cell_id, rec.row_id, rec.task.sample_index)
-        assert key not in out, f"{key} scored twice"
-        assert rec.error is None, rec.error
-        out[key] = {name: score.value for name, score in rec.scores.items()}
-    return out
 
 
 @pytest.fixture(scope="module")

@@ -19,10 +19,9 @@ from support.pg_server import pg_server, pg_url  # noqa: F401
 from support.ray_cluster import import_ray, ray_head
 from support.s3_server import s3_bucket, s3_env, s3_server  # noqa: F401
 from support.services import free_port
-from support.sweeps import SWEEP_RECORDS, level4_sweep
+from support.sweeps import SWEEP_RECORDS, level4_sweep, per_sample
 
 from pytest_themis import evaluate
-from pytest_themis.core.reports import ExperimentReport
 from pytest_themis.testing.openai_server import OpenAIServer
 
 pytestmark = pytest.mark.timeout(600)
@@ -79,17 +78,6 @@ def store(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> st
     bucket = request.getfixturevalue("s3_bucket")
     monkeypatch.setenv("AWS_ENDPOINT_URL", request.getfixturevalue("s3_server").endpoint)
     return f"s3://{bucket}/{request.node.name[:40].replace('[', '_').replace(']', '')}"
-
-
-def per_sample(report: ExperimentReport) -> dict[tuple[str, str, int], dict[str, float]]:
-    """Scores by (cell, row, sample); fails on a sample scored twice or an error."""
-    out: dict[tuple[str, str, int], dict[str, float]] = {}
-    for rec in report.records:
-        key = (rec.cell_id, rec.row_id, rec.task.sample_index)
-        assert key not in out, f"{key} scored twice"
-        assert rec.error is None, rec.error
-        out[key] = {name: score.value for name, score in rec.scores.items()}
-    return out
 
 
 # -- door 1: evaluate(); a second run on the other engine makes no request ------------------------

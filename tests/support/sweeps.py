@@ -89,3 +89,14 @@ def demo_twice(pytester: pytest.Pytester, storage: str, secret: str) -> list[dic
     assert counts[0]["total"] == 50 and counts[0]["cached"] == 0
     assert counts[1]["cached"] == 50 and counts[1]["generated"] == 0
     return counts
+
+
+def per_sample(report: ExperimentReport) -> dict[tuple[str, str, int], dict[str, float]]:
+    """Scores by (cell, row, sample); fails on a sample scored twice or an error."""
+    out: dict[tuple[str, str, int], dict[str, float]] = {}
+    for rec in report.records:
+        key = (rec.cell_id, rec.row_id, rec.task.sample_index)
+        assert key not in out, f"{key} scored twice"
+        assert rec.error is None, rec.error
+        out[key] = {name: score.value for name, score in rec.scores.items()}
+    return out
