@@ -113,7 +113,9 @@ class _DaskAdapter:
         self._distributed: Any = None
         self._workers = 0
         # Futures land in ``_finished`` (from Dask's callback thread) when done; ``wait_any``
-        # moves them to ``_ready`` until it hands them out. (``distributed.wait`` needs a
+        # moves them to ``_ready``, where they stay until ``result`` or ``cancel`` takes them, so
+        # a handle handed out but not yet collected is still found by the next wait (as with
+        # ``ray.wait``). (``distributed.wait`` needs a
         # default client; ``as_completed`` measured slower: its blocking wait can sleep 100 ms.)
         self._finished: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._ready: set[Any] = set()
@@ -219,12 +221,11 @@ class _DaskAdapter:
                 self._ready.add(self._finished.get_nowait())
             except queue.Empty:
                 break
-        done = self._ready & wanted
-        self._ready -= done
-        return list(done)
+        return list(self._ready & wanted)
 
     def result(self, handle: Any) -> BatchResult:
         distributed = self._distributed
+        self._ready.discard(handle)
         try:
             result: BatchResult = handle.result()
         except distributed.KilledWorker as exc:

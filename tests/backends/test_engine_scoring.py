@@ -470,3 +470,18 @@ def test_a_failing_metric_fails_the_run_as_it_does_locally(
             )
         messages.append(str(info.value))
     assert messages[0] == messages[1] == "metric Exploding failed on row 'bad': ValueError: boom"
+
+
+def test_a_handle_handed_out_stays_ready_until_its_result_is_taken(engine: Any) -> None:
+    # A scorer that stops at a failed batch leaves the other finished batches uncollected, then
+    # drains them: a second wait must find them (it once waited forever on Dask).
+    engine.open()
+    adapter = engine.adapter
+    first, second = adapter.submit_call(abs, -1), adapter.submit_call(abs, -2)
+    seen = set(adapter.wait_any([first, second], None))
+    seen |= set(adapter.wait_any([h for h in (first, second) if h not in seen], None))
+    assert seen == {first, second}
+    assert set(adapter.wait_any([first, second], 30)) == {first, second}
+    assert adapter.result(first) == 1
+    assert adapter.wait_any([second], 30) == [second]
+    assert adapter.result(second) == 2
