@@ -17,12 +17,8 @@ import tempfile
 import time
 from pathlib import Path
 
-_TESTS = Path(__file__).resolve().parents[1] / "tests"
-sys.path[:0] = [str(_TESTS / "report"), str(_TESTS)]  # browser.py imports support.polling
-
-from browser import available, chromium, wait_for  # noqa: E402
-
-from pytest_themis.report.html import write_html  # noqa: E402
+from pytest_themis.report.html import write_html
+from pytest_themis.testing.browser import available, chromium, wait_for
 
 CELLS = ("a-prompt0-t0", "a-prompt1-t0", "b-prompt0-t0", "b-prompt1-t0")
 

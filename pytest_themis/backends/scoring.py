@@ -73,10 +73,10 @@ def _split(pipeline: Any) -> tuple[Any, Any]:
 
     if not isinstance(pipeline, EvaluationPipeline):
         return pipeline, None
-    here = [m for m in pipeline.metrics if getattr(m, "wants_records", False)]
+    here = [m for m in pipeline.metrics if m.wants_records]
     if not here:
         return pipeline, None
-    there = [m for m in pipeline.metrics if not getattr(m, "wants_records", False)]
+    there = [m for m in pipeline.metrics if not m.wants_records]
     remote = EvaluationPipeline(pipeline.extractor, there) if there else None
     return remote, EvaluationPipeline(pipeline.extractor, here)
 
@@ -105,11 +105,6 @@ class EngineScoring:
         self._scorer: Scorer | None = None
 
     # -- the wrapped pipeline's description ----------------------------------------------------
-
-    @property
-    def metrics(self) -> list[Any]:
-        """The wrapped pipeline's metrics (the orchestrator attaches judges to them)."""
-        return list(getattr(self.pipeline, "metrics", ()))
 
     @property
     def metric_names(self) -> list[str]:

@@ -103,7 +103,7 @@ class EvaluationPipeline:
             ) from exc
 
     def _score(self, metric: Metric, results: list[EvaluationRecord], scorable: list[int]) -> None:
-        if getattr(metric, "wants_records", False):
+        if metric.wants_records:
             self._score_records(metric, [results[i] for i in scorable])
             return
         rows: list[int] = []

@@ -17,10 +17,10 @@ from collections import Counter
 
 import pytest
 from support.pg_server import pg_server, pg_url, stored_generation_keys  # noqa: F401
-from support.polling import wait_for
 
 from pytest_themis import evaluate
 from pytest_themis.testing.openai_server import FaultPlan, OpenAIServer
+from pytest_themis.testing.polling import wait_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 

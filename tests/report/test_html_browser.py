@@ -7,12 +7,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from browser import available, chromium, requests, wait_for
 from report_support import ROWS
 from support.services import service_missing
 
 from pytest_themis.comparison.baseline import report_run_data
 from pytest_themis.report.html import write_html
+from pytest_themis.testing.browser import available, chromium, requests, wait_for
 
 pytestmark = pytest.mark.timeout(180)
 

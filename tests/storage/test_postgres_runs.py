@@ -7,10 +7,10 @@ from typing import Any
 
 import pytest
 from support.pg_server import PostgresServer, stored_generation_keys
-from support.polling import wait_for
 from support.sweeps import SWEEP_RECORDS, demo_twice, level4_sweep, rerun_from_store
 
 from pytest_themis import evaluate
+from pytest_themis.testing.polling import wait_for
 
 pytestmark = pytest.mark.timeout(300)
 

@@ -13,7 +13,6 @@ import warnings
 from typing import Any
 
 import pytest
-from support.polling import wait_for
 from support.s3_server import FAKE_ENV, FaultProxy, MotoServer
 from support.services import free_port
 from support.sweeps import demo_twice, rerun_from_store
@@ -21,6 +20,7 @@ from support.sweeps import demo_twice, rerun_from_store
 from pytest_themis.errors import ConfigurationError
 from pytest_themis.storage import CacheIntegrityWarning, decode_value, encode_value
 from pytest_themis.storage.s3 import S3Storage, decode_batch, encode_batch
+from pytest_themis.testing.polling import wait_for
 
 CANARY = "canary-SECRET-4f1d9e"
 

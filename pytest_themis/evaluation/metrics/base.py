@@ -33,13 +33,16 @@ class Metric(ABC):
     ``requires_reference`` says the metric needs a gold answer; ``uses_raw_text`` makes the
     pipeline hand it the raw response instead of the extracted prediction (so it still scores
     responses whose extraction failed). ``value_range`` is the closed interval scores lie in
-    (None: unbounded); gates outside it are rejected before any request.
+    (None: unbounded); gates outside it are rejected before any request. ``wants_records``
+    makes the pipeline call ``score_records`` with whole records instead (an LLM judge), and keeps
+    the metric in the driver when scoring runs on the engine.
     """
 
     name: str = "Metric"
     requires_reference: bool = True
     value_range: tuple[float, float] | None = None
     uses_raw_text: bool = False
+    wants_records: bool = False
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)

@@ -1,4 +1,5 @@
-"""Headless Debian chromium through selenium, for the HTML report tests and benchmark."""
+"""Headless chromium through selenium (the system's chromium and chromedriver), for checking an
+HTML report in a real browser: the report tests and ``benchmarks/bench_html.py`` use it."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from support.polling import wait_for
+from .polling import wait_for
 
 __all__ = ["available", "chromium", "requests", "wait_for"]
 

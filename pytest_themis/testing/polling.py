@@ -1,4 +1,4 @@
-"""Waiting for a condition in tests: poll with a deadline, never a bare sleep."""
+"""Waiting for a condition in tests and benchmarks: poll with a deadline, never a bare sleep."""
 
 from __future__ import annotations
 
