@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import copy
 import json
-import os
 import platform
 import subprocess
 from collections.abc import Iterable, Sequence
@@ -16,10 +15,10 @@ from typing import Any
 
 from ..core.hashing import stable_hash
 from ..errors import ThemisError
+from .schema_check import first_violation
 
 __all__ = [
     "SCHEMA_VERSION",
-    "VALIDATE_ENV",
     "build_manifest",
     "check_manifest",
     "finalize_manifest",
@@ -35,8 +34,6 @@ __all__ = [
 SCHEMA_VERSION = "1.0"
 _PACKAGES = ("pytest-themis", "litellm", "datasets", "diskcache", "math-verify", "pytest")
 _VOLATILE_TOP = ("created_at", "timings", "manifest_sha256")
-#: Environment variable: ``1`` makes :func:`check_manifest` run the full JSON Schema validation.
-VALIDATE_ENV = "THEMIS_VALIDATE_MANIFEST"
 
 
 def _version(name: str) -> str | None:
@@ -296,7 +293,8 @@ def _validator() -> Any:
 
 
 def validate_manifest(manifest: dict[str, Any]) -> None:
-    """Validate against the JSON Schema; raise :class:`ThemisError` naming the first violation."""
+    """Validate with ``jsonschema`` (installed with the ``test`` extra), the reference the tests
+    hold :func:`check_manifest` to; raise :class:`ThemisError` naming the first violation."""
     errors = sorted(_validator().iter_errors(manifest), key=lambda e: list(e.path))
     if errors:
         first = errors[0]
@@ -305,70 +303,10 @@ def validate_manifest(manifest: dict[str, Any]) -> None:
 
 
 def check_manifest(manifest: dict[str, Any]) -> None:
-    """The session-end check: structural, without jsonschema (full validation with
-    ``THEMIS_VALIDATE_MANIFEST=1``).
-
-    The structural check walks the shipped schema's ``type``, ``required``, ``properties``,
-    ``items``, ``additionalProperties``, ``enum``, ``const`` and ``$ref``; patterns, numeric
-    bounds and conditionals are left to :func:`validate_manifest`.
-    """
-    if os.environ.get(VALIDATE_ENV, "").strip() == "1":
-        validate_manifest(manifest)
-        return
-    schema = manifest_schema()
-    problem = _structure(manifest, schema, schema, ())
+    """The session-end check against the shipped JSON Schema, without importing ``jsonschema``
+    (:mod:`.schema_check` covers every keyword the schema uses); raise :class:`ThemisError`
+    naming the first violation."""
+    problem = first_violation(manifest, manifest_schema())
     if problem is not None:
         where, message = problem
         raise ThemisError(f"manifest is invalid at {'/'.join(where) or '(root)'}: {message}")
-
-
-_TYPES: dict[str, tuple[type, ...]] = {
-    "object": (dict,),
-    "array": (list, tuple),
-    "string": (str,),
-    "integer": (int,),
-    "number": (int, float),
-    "boolean": (bool,),
-    "null": (type(None),),
-}
-
-
-def _type_ok(value: Any, names: Any) -> bool:
-    for name in [names] if isinstance(names, str) else names:
-        if isinstance(value, bool) and name in ("integer", "number"):
-            continue
-        if isinstance(value, _TYPES[name]):
-            return True
-    return False
-
-
-def _structure(
-    value: Any, node: dict[str, Any], root: dict[str, Any], where: tuple[str, ...]
-) -> tuple[tuple[str, ...], str] | None:
-    """The first structural violation of ``value`` against schema ``node``, or None."""
-    ref = node.get("$ref")
-    if isinstance(ref, str) and ref.startswith("#/$defs/"):
-        node = root["$defs"][ref.rsplit("/", 1)[1]]
-    if "type" in node and not _type_ok(value, node["type"]):
-        return where, f"{value!r:.60} is not of type {node['type']!r}"
-    if "enum" in node and value not in node["enum"]:
-        return where, f"{value!r:.60} is not one of {node['enum']!r}"
-    if "const" in node and value != node["const"]:
-        return where, f"{value!r:.60} is not {node['const']!r}"
-    if isinstance(value, dict):
-        missing = [k for k in node.get("required", ()) if k not in value]
-        if missing:
-            return where, f"{missing[0]!r} is a required property"
-        props = node.get("properties", {})
-        extra = node.get("additionalProperties")
-        for key, item in value.items():
-            sub = props.get(key, extra if isinstance(extra, dict) else None)
-            found = _structure(item, sub, root, (*where, str(key))) if sub else None
-            if found is not None:
-                return found
-    elif isinstance(value, (list, tuple)) and isinstance(node.get("items"), dict):
-        for i, item in enumerate(value):
-            found = _structure(item, node["items"], root, (*where, str(i)))
-            if found is not None:
-                return found
-    return None

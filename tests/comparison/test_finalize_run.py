@@ -2,18 +2,12 @@
 
 from __future__ import annotations
 
-import copy
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from pytest_themis import evaluate
 from pytest_themis.comparison.samples import LATEST_KEY, load_stored_run
-from pytest_themis.errors import ThemisError
 from pytest_themis.experiment.manifest import (
-    VALIDATE_ENV,
-    check_manifest,
     manifest_hash,
     validate_manifest,
 )
@@ -78,27 +72,3 @@ def test_cached_rerun_keeps_the_stored_samples_of_equal_content(tmp_path: Path) 
     assert storage.sample_writes > written
     stored = load_stored_run(storage, rerun.run_id)
     assert stored is not None and all(row["cached"] for row in stored[1])
-
-
-def test_structural_check_catches_shape_errors_and_full_validation_the_rest(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.delenv(VALIDATE_ENV, raising=False)
-    manifest = _run(ExperimentStorage(tmp_path / "store")).manifest
-    check_manifest(manifest)
-    missing = copy.deepcopy(manifest)
-    del missing["cells"][0]["cell_id"]
-    with pytest.raises(ThemisError, match="cells/0: 'cell_id' is a required property"):
-        check_manifest(missing)
-    wrong_type = copy.deepcopy(manifest)
-    wrong_type["totals"]["counts"]["total"] = "40"
-    with pytest.raises(ThemisError, match="totals/counts/total"):
-        check_manifest(wrong_type)
-    out_of_bounds = copy.deepcopy(manifest)
-    out_of_bounds["samples"]["count"] = -1  # a bound: only the JSON Schema checks it
-    check_manifest(out_of_bounds)
-    with pytest.raises(ThemisError, match="samples/count"):
-        validate_manifest(out_of_bounds)
-    monkeypatch.setenv(VALIDATE_ENV, "1")
-    with pytest.raises(ThemisError, match="samples/count"):
-        check_manifest(out_of_bounds)
