@@ -13,7 +13,6 @@ samples to the controller through ``workeroutput``.
 from __future__ import annotations
 
 import json
-import math
 import re
 from collections.abc import Generator
 from typing import TYPE_CHECKING, Any
@@ -25,6 +24,7 @@ from ..comparison.compare import RunData, compare_runs
 from ..comparison.results import Comparison, describe, is_regression, not_noninferior
 from ..comparison.samples import sample_rows, store_run, template_hashes, write_jsonl
 from ..errors import ThemisError
+from ..report.formatting import format_comparison, number
 from . import CASE_FIXTURE, is_xdist_worker
 from .items import OUTCOME_KEY
 from .summary import WrittenManifest, session_manifest, write_json
@@ -33,7 +33,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .session import CellOutcome
     from .state import ThemisState
 
-__all__ = ["RunRecorder", "format_comparison"]
+__all__ = ["RunRecorder"]
 
 _WORKER_KEY = "themis_samples"
 _EPOCH_GATE = re.compile(r"^(pass|maj)@(\d+)$", re.IGNORECASE)
@@ -152,10 +152,10 @@ class RunRecorder:
         for cell in cells:
             item.user_properties.append(("themis_vs_baseline", cell.verdict))
             for m in cell.metrics.values():
-                item.user_properties.append((f"themis_{m.metric}_delta", _num(m.difference)))
-                item.user_properties.append((f"themis_{m.metric}_delta_ci_low", _num(m.ci_low)))
-                item.user_properties.append((f"themis_{m.metric}_delta_ci_high", _num(m.ci_high)))
-                item.user_properties.append((f"themis_{m.metric}_p_holm", _num(m.p_adjusted)))
+                item.user_properties.append((f"themis_{m.metric}_delta", _junit(m.difference)))
+                item.user_properties.append((f"themis_{m.metric}_delta_ci_low", _junit(m.ci_low)))
+                item.user_properties.append((f"themis_{m.metric}_delta_ci_high", _junit(m.ci_high)))
+                item.user_properties.append((f"themis_{m.metric}_p_holm", _junit(m.p_adjusted)))
         failures = self._gate(comparison, cells)
         if not cells and self.require_noninferior is not None:
             failures.append(
@@ -196,7 +196,7 @@ class RunRecorder:
                 ):
                     failures.append(
                         f"--themis-require-noninferior={self.require_noninferior:g}: {label}: "
-                        f"{m.metric} lower bound {_num(m.ci_low)} is not above "
+                        f"{m.metric} lower bound {_junit(m.ci_low)} is not above "
                         f"-{self.require_noninferior:g}: {describe(m)}"
                     )
         return failures
@@ -334,42 +334,6 @@ def _case(item: pytest.Item) -> Any:
     return case if hasattr(case, "spec_key") and hasattr(case, "cell") else None
 
 
-def _num(value: float) -> str:
-    return "nan" if value is None or math.isnan(value) else f"{value:.4f}"
-
-
-def format_comparison(comparison: Comparison) -> list[str]:
-    """Plain-text "vs baseline" lines: one row per cell × metric, then unmatched cells/warnings."""
-    header = ("cell", "metric", "Δ", "95% CI", "p (Holm)", "n", "verdict")
-    rows = [header]
-    for cell in comparison.cells:
-        for m in cell.metrics.values():
-            rows.append(
-                (
-                    f"{cell.experiment} [{cell.cell_id}]",
-                    m.metric,
-                    f"{m.difference:+.3f}",
-                    f"[{m.ci_low:+.3f}, {m.ci_high:+.3f}]",
-                    f"{m.p_adjusted:.3g}",
-                    str(m.pairs),
-                    m.verdict,
-                )
-            )
-    widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
-    lines = [f"baseline {comparison.baseline_run_id} (margin {comparison.margin:g})"]
-    lines += ["  ".join(r[i].ljust(widths[i]) for i in range(len(header))).rstrip() for r in rows]
-    for cell in comparison.cells:
-        notes = list(cell.changes)
-        if cell.only_new or cell.only_baseline:
-            notes.append(
-                f"unpaired rows: {cell.only_new} only in this run, "
-                f"{cell.only_baseline} only in the baseline"
-            )
-        if cell.errors:
-            notes.append(f"{cell.errors} row(s) with a generation error left out")
-        lines += [f"{cell.cell_id}: {note}" for note in notes]
-    if comparison.unmatched_new:
-        lines.append(f"not in the baseline: {', '.join(comparison.unmatched_new)}")
-    lines += [f"warning: {w}" for w in comparison.warnings]
-    lines.append(f"verdict: {comparison.verdict}")
-    return lines
+def _junit(value: float) -> str:
+    """A comparison number as a JUnit property (four decimals, ``nan`` when absent)."""
+    return number(value, digits=4, missing="nan")

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
-import math
 import os
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
+
+from ..report.formatting import metric_text, number
 
 __all__ = [
     "WrittenManifest",
@@ -24,15 +25,7 @@ _WIDTH = 100
 
 
 def _num(value: Any) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "nan"
-    return f"{value:.3f}"
-
-
-def _metric_text(name: str, agg: Mapping[str, Any], total: int = 0) -> str:
-    if not agg.get("count") and total:
-        return f"{name} all {total} failed"
-    return f"{name} {_num(agg.get('mean'))} [{_num(agg.get('ci_low'))}, {_num(agg.get('ci_high'))}]"
+    return number(value, missing="nan")
 
 
 def _gate_key(gate: Mapping[str, Any]) -> str:
@@ -67,7 +60,7 @@ def _gate_headers(keys: list[str]) -> tuple[list[str], list[str]]:
 def _rows(result: Mapping[str, Any], gate_keys: list[str]) -> list[tuple[str, ...]]:
     """The cell's line, then one continuation line per further metric."""
     total = int(result.get("total", 0) or 0)
-    metrics = [_metric_text(n, a, total) for n, a in result.get("metrics", {}).items()] or ["-"]
+    metrics = [metric_text(n, a, total) for n, a in result.get("metrics", {}).items()] or ["-"]
     gates = {_gate_key(g): g for g in result.get("gates") or ()}
     first = (
         f"  {result['cell_id']}",

@@ -53,8 +53,8 @@ def show(args: Any, store: Any) -> int:
 
 
 def compare(args: Any, store: Any) -> int:
-    from .._pytest.baseline import format_comparison
     from ..comparison import compare_runs
+    from ..report.formatting import format_comparison
 
     base, new = _load(args.base, store), _load(args.new, store)
     comparison = compare_runs(new, base, margin=args.margin)

@@ -6,6 +6,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..report.formatting import number, p_value
+
 __all__ = ["VERDICTS", "CellComparison", "Comparison", "MetricComparison"]
 
 #: Verdicts from worst to best; a cell's verdict is the worst of its metrics'.
@@ -193,18 +195,13 @@ def not_noninferior(m: MetricComparison, margin: float) -> bool:
 
 def describe(m: MetricComparison) -> str:
     text = (
-        f"Δ {_pct(m.difference)} [95% CI {_pct(m.ci_low)}, {_pct(m.ci_high)}] "
-        f"p={_num(m.p_value)} (Holm {_num(m.p_adjusted)}) n={m.pairs} {m.verdict}"
+        f"Δ {number(m.difference, signed=True, missing='nan')} "
+        f"[95% CI {number(m.ci_low, signed=True, missing='nan')}, "
+        f"{number(m.ci_high, signed=True, missing='nan')}] "
+        f"p={p_value(m.p_value, missing='nan')} (Holm {p_value(m.p_adjusted, missing='nan')}) "
+        f"n={m.pairs} {m.verdict}"
     )
     return text + (f"; {m.warning}" if m.warning else "")
-
-
-def _pct(value: float) -> str:
-    return "nan" if math.isnan(value) else f"{value:+.3f}"
-
-
-def _num(value: float) -> str:
-    return "nan" if math.isnan(value) else f"{value:.3g}"
 
 
 def _clean(value: Any) -> Any:

@@ -18,6 +18,7 @@ __all__ = [
     "MISSING",
     "cell_label",
     "comparison_rows",
+    "format_comparison",
     "interval",
     "metric_text",
     "number",
@@ -84,3 +85,30 @@ def comparison_rows(
                 str(m.pairs),
                 m.verdict,
             )
+
+
+def format_comparison(comparison: Comparison) -> list[str]:
+    """The terminal's "vs baseline" lines: the :func:`comparison_rows` table, then per-cell notes
+    (changed fingerprints, unpaired rows, errors), unmatched cells, warnings and the verdict."""
+    rows = [COMPARISON_HEADER, *comparison_rows(comparison)]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(COMPARISON_HEADER))]
+    lines = [f"baseline {comparison.baseline_run_id} (margin {comparison.margin:g})"]
+    lines += [
+        "  ".join(text.ljust(w) for text, w in zip(row, widths, strict=True)).rstrip()
+        for row in rows
+    ]
+    for cell in comparison.cells:
+        notes = list(cell.changes)
+        if cell.only_new or cell.only_baseline:
+            notes.append(
+                f"unpaired rows: {cell.only_new} only in this run, "
+                f"{cell.only_baseline} only in the baseline"
+            )
+        if cell.errors:
+            notes.append(f"{cell.errors} row(s) with a generation error left out")
+        lines += [f"{cell.cell_id}: {note}" for note in notes]
+    if comparison.unmatched_new:
+        lines.append(f"not in the baseline: {', '.join(comparison.unmatched_new)}")
+    lines += [f"warning: {w}" for w in comparison.warnings]
+    lines.append(f"verdict: {comparison.verdict}")
+    return lines

@@ -5,10 +5,10 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from pytest_themis._pytest.baseline import format_comparison
 from pytest_themis.report.formatting import (
     COMPARISON_HEADER,
     comparison_rows,
+    format_comparison,
     interval,
     metric_text,
     number,
