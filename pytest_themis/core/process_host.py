@@ -36,6 +36,7 @@ __all__ = [
     "die_with_parent",
     "exit_if_orphaned",
     "fork_per_channel",
+    "killed_with_forking_thread",
 ]
 
 _HEADER = struct.Struct("!I")
@@ -303,14 +304,16 @@ def exit_if_orphaned(every: float = 0.2) -> Iterator[None]:
         watcher.join()
 
 
-def die_with_parent(every: float = 0.5) -> None:
+def die_with_parent(every: float = 0.5, parent: int | None = None) -> None:
     """From now on, stop this process's whole group at once if the parent process goes away.
 
     For a child that may be busy (waiting on a worker it forked, say) when its caller is killed:
     it would never read the end of its input. A daemon thread polls the parent; forking while it
-    runs is safe (the thread holds no lock a forked child uses).
+    runs is safe (the thread holds no lock a forked child uses). ``parent``: the pid expected
+    (read before a fork, so a parent that died meanwhile is noticed); by default the current one.
     """
-    parent = os.getppid()
+    if parent is None:
+        parent = os.getppid()
 
     def watch() -> None:
         while True:
@@ -321,6 +324,33 @@ def die_with_parent(every: float = 0.5) -> None:
                 os._exit(0)
 
     threading.Thread(target=watch, name="themis-parent-watch", daemon=True).start()
+
+
+def killed_with_forking_thread(parent: int) -> bool:
+    """Ask the kernel to SIGKILL this process when the thread that forked it ends (Linux).
+
+    Unlike :func:`die_with_parent` this needs no Python thread to run, so it also stops a
+    process stuck in C code that never releases the GIL. Only for a process forked by a thread
+    that lives as long as its parent (the kernel fires when that *thread* exits). Returns False
+    where the kernel offers no such request, and exits at once if ``parent`` (the pid of the
+    process that forked this one, read before the fork) is already gone.
+    """
+    if not sys.platform.startswith("linux"):
+        return False
+    import ctypes
+
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0) != 0:
+            return False
+    except (OSError, AttributeError):
+        return False
+    if os.getppid() != parent:  # it died before the request was made
+        os._exit(0)
+    return True
+
+
+_PR_SET_PDEATHSIG = 1
 
 
 def fork_per_channel(channels: Sequence[Channel]) -> Channel:

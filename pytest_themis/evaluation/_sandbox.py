@@ -33,7 +33,13 @@ from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
 from typing import Any
 
-from ..core.process_host import Channel, ChildProcess, die_with_parent, exit_if_orphaned
+from ..core.process_host import (
+    Channel,
+    ChildProcess,
+    die_with_parent,
+    exit_if_orphaned,
+    killed_with_forking_thread,
+)
 
 __all__ = ["Outcome", "WorkerPool", "default_size", "host_main"]
 
@@ -58,14 +64,17 @@ def default_size() -> int:
 
 
 def _worker_loop(
-    conn: Connection, handler: Callable[[Any], Any], inherited: Sequence[Channel]
+    conn: Connection, handler: Callable[[Any], Any], inherited: Sequence[Channel], host: int
 ) -> None:
     """Forked worker: answer ``(index, payload)`` requests until the host hangs up."""
     for channel in inherited:  # the host's channel to the caller is none of our business
         channel.close()
     # A worker busy on a long item reads nothing: it must notice a host that died however it
-    # died (the host kills its group when its caller goes, but not if it is killed alone).
-    die_with_parent()
+    # died (the host kills its group when its caller goes, but not if it is killed alone, as a
+    # Ray worker's children are). The kernel does it even while C code holds the GIL (the host's
+    # main thread forked us and lives as long as the host); elsewhere a watch thread does.
+    if not killed_with_forking_thread(host):
+        die_with_parent(parent=host)
     conn.send(("ready", None, None))
     while True:
         try:
@@ -94,7 +103,7 @@ class _Worker:
         parent_end, child_end = ctx.Pipe(duplex=True)
         self.process = ctx.Process(
             target=_worker_loop,
-            args=(child_end, handler, inherited),
+            args=(child_end, handler, inherited, os.getpid()),
             daemon=True,
             name="themis-worker",
         )

@@ -199,12 +199,15 @@ def test_a_child_whose_parent_dies_exits(target: str) -> None:
 _BUSY_CALLER = """
 import sys, threading
 from pytest_themis.evaluation._sandbox import WorkerPool
-pool = WorkerPool("time:sleep", 1)
+handler, payload = sys.argv[1], sys.argv[2]
+pool = WorkerPool(handler, 1)
 pool.start()
-threading.Thread(target=pool.map, args=([120], 300), daemon=True).start()
+threading.Thread(target=pool.map, args=([payload], 300), daemon=True).start()
 print(pool.host_pid, flush=True)
 sys.stdin.read()  # until the test kills this process
 """
+#: Long items for a sandbox worker: one that sleeps, one stuck in C code holding the GIL.
+BUSY = {"sleeping": "mark_then_sleep", "holding the GIL": "mark_then_hold_the_gil"}
 
 
 def _children(pid: int) -> list[int]:
@@ -215,39 +218,47 @@ def _children(pid: int) -> list[int]:
 
 
 @contextlib.contextmanager
-def _busy_pool() -> Iterator[tuple[subprocess.Popen[str], int, list[int]]]:
+def _busy_pool(busy: str, tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], int, list[int]]]:
     """A caller process whose sandbox host has one worker busy on a long item:
     (the caller, the host's pid, the workers' pids)."""
+    mark = tmp_path / "busy"
     caller = subprocess.Popen(
-        [sys.executable, "-c", _BUSY_CALLER], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-        text=True,
+        [sys.executable, "-c", _BUSY_CALLER, f"{TARGETS}:{BUSY[busy]}", str(mark)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
     )  # fmt: skip
     try:
         assert caller.stdout is not None
         host = int(caller.stdout.readline())
         deadline = time.monotonic() + 30
-        while not _children(host) and time.monotonic() < deadline:
-            time.sleep(0.02)  # polling for the forked worker, with a deadline
+        while not mark.exists() and time.monotonic() < deadline:
+            time.sleep(0.02)  # polling for the worker to start the item, with a deadline
         workers = _children(host)
-        assert workers, "the host forked no worker"
+        assert mark.exists() and workers, "no worker started the item"
         yield caller, host, workers
     finally:
         caller.kill()
         caller.communicate()
 
 
-def test_a_sandbox_host_busy_on_a_worker_dies_with_its_caller() -> None:
+@pytest.mark.parametrize("busy", list(BUSY))
+def test_a_sandbox_host_busy_on_a_worker_dies_with_its_caller(busy: str, tmp_path: Path) -> None:
     """The caller is SIGKILLed while the host waits on a worker running a long item: the host
     and the worker it forked stop too (they used to wait on the worker forever)."""
-    with _busy_pool() as (caller, host, workers):
+    with _busy_pool(busy, tmp_path) as (caller, host, workers):
         caller.kill()
         caller.wait()
         assert _wait_gone([host, *workers], timeout=10), "the host outlived its caller"
 
 
-def test_a_busy_sandbox_worker_dies_with_its_host() -> None:
-    """The host alone is SIGKILLed while its worker runs a long item: the worker stops too (the
-    caller's pool kills the host's group, and the worker watches its host itself)."""
-    with _busy_pool() as (_, host, workers):
-        os.kill(host, signal.SIGKILL)  # the host only, not its group
-        assert _wait_gone(workers, timeout=10), "the worker outlived its host"
+@pytest.mark.parametrize("busy", list(BUSY))
+def test_a_busy_sandbox_worker_dies_with_its_host_alone(busy: str, tmp_path: Path) -> None:
+    """Only the host is SIGKILLed (as Ray kills a dead worker's children), with the caller
+    frozen so that its pool cannot kill the host's group: the worker stops by itself, even
+    while C code holds its GIL (a math-verify item once kept such a worker spinning)."""
+    with _busy_pool(busy, tmp_path) as (caller, host, workers):
+        caller.send_signal(signal.SIGSTOP)
+        try:
+            os.kill(host, signal.SIGKILL)  # the host only, not its group
+            assert _wait_gone(workers, timeout=10), "the worker outlived its host"
+        finally:
+            caller.send_signal(signal.SIGCONT)

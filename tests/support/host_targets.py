@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import signal
 import time
+from pathlib import Path
 
 from pytest_themis.core.process_host import Channel, exit_if_orphaned, fork_per_channel
 
@@ -54,3 +55,18 @@ def siblings(channels: list[Channel]) -> int:
 def broken(channels: list[Channel]) -> None:
     """Fail before saying ready."""
     raise RuntimeError("broken on purpose")
+
+
+def mark_then_sleep(mark: str) -> None:
+    """A sandbox handler busy for two minutes, after creating the file ``mark``."""
+    Path(mark).touch()
+    time.sleep(120)
+
+
+def mark_then_hold_the_gil(mark: str) -> object:
+    """A sandbox handler that never lets another thread of its process run, after creating the
+    file ``mark``: a backtracking regex (the ``re`` engine keeps the GIL) of about 2**64 steps."""
+    import re
+
+    Path(mark).touch()
+    return re.match(r"(a+)+$", "a" * 64 + "b")
