@@ -23,9 +23,11 @@ import os
 import sys
 import threading
 from collections.abc import Mapping
+from types import ModuleType
 from typing import Any
 
 from ..core.entities import GenerationTask, ProviderResponse, TokenUsage, redact_secrets
+from ..core.setup_clock import setup_phase
 from ..errors import (
     AuthenticationError,
     BadRequestError,
@@ -100,7 +102,7 @@ class OpenAINativeProvider(RemoteProvider):
             )
         chosen = timeout if timeout is not None else options.get("timeout")
         session = self._session(base)
-        import aiohttp
+        aiohttp = _aiohttp()
 
         error: ProviderError
         try:
@@ -198,7 +200,7 @@ class OpenAINativeProvider(RemoteProvider):
         entry = self._sessions.get(key)
         if entry is not None and entry[0] is loop and not entry[1].closed:
             return entry[1]
-        import aiohttp
+        aiohttp = _aiohttp()
 
         # No pool limit: the runner bounds the requests in flight (aiohttp's default is 100).
         connector = aiohttp.TCPConnector(limit=0, keepalive_timeout=30)
@@ -209,6 +211,14 @@ class OpenAINativeProvider(RemoteProvider):
             self._sessions[key] = (loop, session)
             self._proxies[base] = _env_proxy(base)
         return session
+
+
+def _aiohttp() -> ModuleType:
+    """aiohttp, its first import counted as provider set-up (not part of a run's time)."""
+    if "aiohttp" not in sys.modules:
+        with setup_phase():
+            import aiohttp  # noqa: F401
+    return sys.modules["aiohttp"]
 
 
 def _env_proxy(url: str) -> str | None:
