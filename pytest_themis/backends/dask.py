@@ -94,6 +94,10 @@ def _first_line(exc: BaseException) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
+#: Seconds between checks of the awaited futures themselves while no done callback arrives.
+_RECHECK = 1.0
+
+
 class _DaskAdapter:
     """:class:`~pytest_themis.backends._remote.EngineAdapter` for a Dask cluster."""
 
@@ -213,9 +217,11 @@ class _DaskAdapter:
             if remaining is not None and remaining <= 0:
                 return []
             try:
-                self._ready.add(self._finished.get(timeout=remaining))
+                self._ready.add(self._finished.get(timeout=min(_RECHECK, remaining or _RECHECK)))
             except queue.Empty:
-                return []
+                # Done callbacks are the fast path; a future that finished without one (seen
+                # once on a loaded machine) is still found by asking it.
+                self._ready.update(h for h in wanted if h.done())
         while True:  # and whatever else has finished meanwhile
             try:
                 self._ready.add(self._finished.get_nowait())

@@ -478,9 +478,9 @@ def test_a_handle_handed_out_stays_ready_until_its_result_is_taken(engine: Any) 
     engine.open()
     adapter = engine.adapter
     first, second = adapter.submit_call(abs, -1), adapter.submit_call(abs, -2)
-    seen = set(adapter.wait_any([first, second], None))
-    seen |= set(adapter.wait_any([h for h in (first, second) if h not in seen], None))
-    assert seen == {first, second}
+    seen = set(adapter.wait_any([first, second], 120))
+    seen |= set(adapter.wait_any([h for h in (first, second) if h not in seen], 120))
+    assert seen == {first, second}, f"not finished within 120 s: {first!r}, {second!r}"
     assert set(adapter.wait_any([first, second], 30)) == {first, second}
     assert adapter.result(first) == 1
     assert adapter.wait_any([second], 30) == [second]
