@@ -22,7 +22,13 @@ import pytest
 from ..comparison.baseline import load_baseline, samples_reference
 from ..comparison.compare import RunData, compare_runs
 from ..comparison.results import Comparison, describe, is_regression, not_noninferior
-from ..comparison.samples import sample_rows, store_run, template_hashes, write_jsonl
+from ..comparison.samples import (
+    rows_digest,
+    sample_rows,
+    store_run,
+    template_hashes,
+    write_jsonl,
+)
 from ..errors import ThemisError
 from ..report.formatting import format_comparison, number
 from . import CASE_FIXTURE, is_xdist_worker
@@ -265,17 +271,18 @@ class RunRecorder:
             rows = [row for r in results for row in self.samples.get(r["key"], [])]
             samples_path = state.options.samples_path or runs_dir / f"{state.run_id}.samples.jsonl"
             digest = write_jsonl(rows, samples_path)
+            content = rows_digest(rows)
             self._compare(manifest, rows)
             final = finalize_manifest(
                 manifest,
-                samples=samples_reference(samples_path, path.parent, digest, len(rows)),
+                samples=samples_reference(samples_path, path.parent, digest, len(rows), content),
                 comparison=self.comparison.to_dict() if self.comparison is not None else None,
                 interrupted=interrupted,
             )
             write_json(path, final)
             # The run's own copy: the same manifest, its samples path relative to runs/.
             run_copy = dict(
-                final, samples=samples_reference(samples_path, runs_dir, digest, len(rows))
+                final, samples=samples_reference(samples_path, runs_dir, digest, len(rows), content)
             )
             write_json(runs_dir / f"{state.run_id}.json", run_copy)
         except (ThemisError, OSError) as exc:

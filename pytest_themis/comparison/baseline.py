@@ -12,13 +12,17 @@ from .samples import sample_rows, template_hashes
 __all__ = ["load_baseline", "report_run_data", "samples_reference"]
 
 
-def samples_reference(samples_path: Path, manifest_dir: Path, sha256: str, count: int) -> dict:
-    """The manifest's ``samples`` entry: path (relative to the manifest when inside its folder)."""
+def samples_reference(
+    samples_path: Path, manifest_dir: Path, sha256: str, count: int, content_sha256: str
+) -> dict:
+    """The manifest's ``samples`` entry for a samples file: its path (relative to the manifest
+    when inside its folder), the file's ``sha256``, the rows' ``content_sha256`` (what the
+    manifest hash covers: the file's bytes also hold latencies and cached flags) and count."""
     try:
         shown = str(samples_path.resolve().relative_to(manifest_dir.resolve()))
     except ValueError:
         shown = str(samples_path.resolve())
-    return {"path": shown, "sha256": sha256, "count": count}
+    return {"path": shown, "sha256": sha256, "content_sha256": content_sha256, "count": count}
 
 
 def report_run_data(report: Any, log_prompts: str = "hash") -> RunData:

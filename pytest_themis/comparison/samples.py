@@ -26,6 +26,7 @@ __all__ = [
     "mark_latest",
     "read_jsonl",
     "sample_rows",
+    "rows_digest",
     "samples_digest",
     "store_run",
     "stored_digest",
@@ -159,6 +160,17 @@ def samples_digest(
             (usage.prompt_tokens, usage.completion_tokens) if usage is not None else None,
         )
         digest.update(repr(item).encode("utf-8", "surrogatepass") + b"\x1e")
+    return digest.hexdigest()
+
+
+def rows_digest(rows: Iterable[Mapping[str, Any]]) -> str:
+    """SHA-256 of sample rows apart from their ``cached`` flags and latencies (the content hash
+    of a samples file, equal for a fully cached rerun of the same run). :func:`samples_digest`
+    is the same idea over records, for ``evaluate()``, which never builds rows it does not keep."""
+    digest = hashlib.sha256()
+    for row in rows:
+        kept = {k: v for k, v in row.items() if k not in ("cached", "latency")}
+        digest.update(json.dumps(kept, sort_keys=True, default=str).encode() + b"\n")
     return digest.hexdigest()
 
 

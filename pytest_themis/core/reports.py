@@ -257,7 +257,7 @@ class ExperimentReport:
         ``log_prompts="hash"`` records a SHA-256 of the prompt instead of its text.
         """
         from ..comparison.baseline import samples_reference
-        from ..comparison.samples import sample_rows, template_hashes, write_jsonl
+        from ..comparison.samples import rows_digest, sample_rows, template_hashes, write_jsonl
 
         target = Path(path)
         rows = sample_rows(
@@ -271,8 +271,10 @@ class ExperimentReport:
         # deferred: core must not import the experiment layer at module level
         from ..experiment.manifest import finalize_manifest
 
-        reference = samples_reference(target, target.parent, digest, len(rows))
         known = self.manifest.get("samples") or {}  # e.g. the store entry evaluate() recorded
+        # evaluate()'s digest of these records stands; without one, the rows' own
+        content = known.get("content_sha256") or rows_digest(rows)
+        reference = samples_reference(target, target.parent, digest, len(rows), content)
         self.manifest = finalize_manifest(self.manifest, samples={**known, **reference})
         return target
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from pytest_themis.comparison.samples import rows_digest
 from pytest_themis.experiment.manifest import manifest_hash, validate_manifest
 
 TEST_FILE = """
@@ -70,6 +71,20 @@ def test_hook_gets_the_final_manifest_with_samples_comparison_and_a_verifying_ha
     assert run_copy["manifest_sha256"] == manifest_hash(run_copy) == manifest["manifest_sha256"]
     for real in (manifest, run_copy):
         validate_manifest(real)  # the JSON Schema, in full
+    # the samples file is referenced by its bytes and by its content, which the hash covers
+    rows = [json.loads(line) for line in (folder / "runs" / "new.samples.jsonl").open()]
+    assert manifest["samples"]["content_sha256"] == rows_digest(rows)
+
+
+def test_a_cached_rerun_has_the_same_manifest_hash(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_eval=TEST_FILE)
+    pytester.makeconftest(CONFTEST)
+    first, _, folder = _session(pytester, "same")
+    rerun, _, _ = _session(pytester, "same")
+    assert rerun["cells"][0]["execution"]["cached"] == 30  # every generation from the cache
+    assert rerun["samples"]["sha256"] != first["samples"]["sha256"]  # the cached flags differ
+    assert rerun["samples"]["content_sha256"] == first["samples"]["content_sha256"]
+    assert rerun["manifest_sha256"] == first["manifest_sha256"]
 
 
 def test_hash_covers_the_comparison_and_the_samples_count(pytester: pytest.Pytester) -> None:
@@ -82,4 +97,7 @@ def test_hash_covers_the_comparison_and_the_samples_count(pytester: pytest.Pytes
     assert manifest_hash(tampered) != manifest["manifest_sha256"]
     tampered = json.loads(json.dumps(manifest))
     tampered["samples"]["count"] += 1
+    assert manifest_hash(tampered) != manifest["manifest_sha256"]
+    tampered = json.loads(json.dumps(manifest))
+    tampered["samples"]["content_sha256"] = "0" * 64
     assert manifest_hash(tampered) != manifest["manifest_sha256"]
