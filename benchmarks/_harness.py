@@ -117,7 +117,7 @@ def warmed_up(
     """
     os.environ.update({k: v for k, v in ENV.items() if k.startswith(("LITELLM", "HF_"))})
     from pytest_themis import evaluate
-    from pytest_themis.generation import processes as pool
+    from pytest_themis.generation import pool
 
     pool.prestart(processes or pool.default_processes())
     common = dict(

@@ -271,9 +271,9 @@ def s3(args: argparse.Namespace) -> dict[str, Any]:
             )
 
         local = timed(lambda: run(None, args.rows), args.rows)
-        from pytest_themis.generation import processes
+        from pytest_themis.generation import pool
 
-        processes.shutdown_pool()  # the engines' workers get the cores to themselves
+        pool.shutdown_pool()  # the engines' workers get the cores to themselves
         engines = on_engines(args, run, args.rows, 256)
     for figures in engines.values():
         figures["ratio"] = figures["wall_s"] / local

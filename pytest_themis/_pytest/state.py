@@ -212,7 +212,7 @@ class ThemisState:
         if manager.is_registered(self):
             manager.unregister(self)
         if self.owns_worker_pool:
-            from ..generation.processes import shutdown_pool
+            from ..generation.pool import shutdown_pool
 
             shutdown_pool()
             self.owns_worker_pool = False
@@ -266,7 +266,7 @@ def _prestart_generation_workers(config: pytest.Config, options: ThemisOptions) 
 
     if all_native(litellm_models, options.get("api_base"), options.get("client")):
         return False  # the native client runs in this process: no workers to start
-    from ..generation.processes import default_processes, prestart
+    from ..generation.pool import default_processes, prestart
 
     if default_processes() <= 1:
         return False

@@ -35,7 +35,7 @@ class WorkerProcessExecutionBackend(ExecutionBackend):
 
     Each worker process runs a kernel on its own event loop, so a CPU-heavy client library
     (litellm) uses every core; this process keeps the budget and the order records come back
-    in. A prestarted pool (:func:`pytest_themis.generation.processes.prestart`) is used first.
+    in. A prestarted pool (:func:`pytest_themis.generation.pool.prestart`) is used first.
     A dead worker's unanswered tasks go to the others, or run here: each task yields one record.
     """
 

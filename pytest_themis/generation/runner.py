@@ -166,7 +166,7 @@ class GenerationRunner:
         Auto uses one worker per core (up to four) only when it pays: the default router, every
         model served by litellm (whose client costs milliseconds of CPU per call), wide
         concurrency, and at least ``AUTO_PROCESS_MIN_TASKS`` requests to send — or whenever a
-        prestarted worker pool is waiting (see :func:`.processes.prestart`).
+        prestarted worker pool is waiting (see :func:`.pool.prestart`).
         """
         if isinstance(self.processes, int):
             return self.processes, tasks
@@ -174,7 +174,7 @@ class GenerationRunner:
             # The budget is checked before each request; workers get tasks in windows, so
             # they would start requests after the money is spent.
             return 1, tasks
-        from .processes import default_processes, pool_size
+        from .pool import default_processes, pool_size
         from .router import ProviderRouter
 
         cores = default_processes()

@@ -43,10 +43,10 @@ def _plan(url: str) -> GenerationPlan:
 
 def _ready_pool_pids(count: int, timeout: float = 120.0) -> set[int]:
     """The pool's worker pids once ``count`` are ready (polled with a deadline)."""
-    from pytest_themis.generation import processes
+    from pytest_themis.generation import pool
 
     deadline = time.monotonic() + timeout
-    while len(pids := processes.pool_pids()) < count and time.monotonic() < deadline:
+    while len(pids := pool.pool_pids()) < count and time.monotonic() < deadline:
         time.sleep(0.05)
     assert len(pids) == count, "the prestarted workers did not become ready"
     return set(pids)
@@ -97,9 +97,9 @@ def test_processes_argument_is_validated():
 @pytest.mark.slow
 @pytest.mark.timeout(180)
 def test_prestarted_pool_serves_every_run_and_is_reused(tmp_path):
-    from pytest_themis.generation import processes
+    from pytest_themis.generation import pool
 
-    processes.prestart(2)
+    pool.prestart(2)
     try:
         pids = _ready_pool_pids(2)
         with OpenAIServer(FaultPlan(latency=0.01, rate_503=0.1, seed=5)) as server:
@@ -108,16 +108,16 @@ def test_prestarted_pool_serves_every_run_and_is_reused(tmp_path):
         # every record came from a pool worker: this process never generated
         assert runner1.records_from_workers == runner2.records_from_workers == len(ROWS)
         assert first.metric("ExactMatch").mean == second.metric("ExactMatch").mean == 1.0
-        assert set(processes.pool_pids()) == pids  # the same two processes again
+        assert set(pool.pool_pids()) == pids  # the same two processes again
     finally:
-        processes.shutdown_pool()
+        pool.shutdown_pool()
 
 
 @pytest.mark.slow
 @pytest.mark.timeout(300)
 def test_pool_workers_follow_the_runs_client_and_fail_fast():
     """Workers build the run's default executor: its ``client=`` and its fail-fast rule."""
-    from pytest_themis.generation import processes
+    from pytest_themis.generation import pool
 
     def run(api_base: str, client: str, rows: int) -> tuple[list, GenerationRunner]:
         plan = GenerationPlan(
@@ -132,14 +132,14 @@ def test_pool_workers_follow_the_runs_client_and_fail_fast():
         assert len(records) == rows and runner.records_from_workers == rows
         return records, runner
 
-    processes.prestart(2)  # only the pool's workers send, so every record is theirs
+    pool.prestart(2)  # only the pool's workers send, so every record is theirs
     try:
         _ready_pool_pids(2)
         with OpenAIServer(FaultPlan(status_for_model={"refused": 400})) as server:
             by_client = {c: run(server.url, c, rows=8)[0] for c in ("litellm", "native")}
         closed, _ = run(f"http://127.0.0.1:{free_port()}/v1", "native", rows=120)
     finally:
-        processes.shutdown_pool()
+        pool.shutdown_pool()
     # litellm's client names itself in the error it raises for the refused model.
     for client, records in by_client.items():
         assert {r.error.type for r in records} == {"BadRequestError"}
@@ -173,15 +173,15 @@ def test_auto_window_is_shared_across_processes(tmp_path):
     window are refused about as often as one process; a controller per process would overshoot
     together, about twice as often.
     """
-    from pytest_themis.generation import processes
+    from pytest_themis.generation import pool
 
     single, _ = _refused(tmp_path, processes=1)
-    processes.prestart(2)  # two ready workers, so both really take part from the start
+    pool.prestart(2)  # two ready workers, so both really take part from the start
     try:
         _ready_pool_pids(2)
         shared, runner = _refused(tmp_path, processes=2)
     finally:
-        processes.shutdown_pool()
+        pool.shutdown_pool()
     assert runner.records_from_workers == len(ROWS)
     assert shared <= 1.5 * single + 10, (shared, single)
 
@@ -223,10 +223,10 @@ def test_a_slow_consumer_does_not_hold_back_requests():
 @pytest.mark.timeout(300)
 def test_killing_every_pool_worker_mid_run_loses_no_record(tmp_path):
     """SIGKILL both prestarted workers mid-run: their tasks are re-run here, each row once."""
-    from pytest_themis.generation import processes
+    from pytest_themis.generation import pool
 
     rows = [{"id": f"k{i}", "q": f"Kill {i}", "gold": str(i)} for i in range(400)]
-    processes.prestart(2)
+    pool.prestart(2)
     try:
         pids = _ready_pool_pids(2)
         killed: list[int] = []
@@ -245,7 +245,7 @@ def test_killing_every_pool_worker_mid_run_loses_no_record(tmp_path):
                 CacheManager(ExperimentStorage(tmp_path)),
             ).run(rows, progress=kill_when_started, progress_interval=0)
     finally:
-        processes.shutdown_pool()
+        pool.shutdown_pool()
     assert killed and len(killed) == 2
     assert not report.incomplete and report.missing == 0
     assert [r.row_id for r in report.records] == [r["id"] for r in rows]

@@ -363,7 +363,7 @@ def test_proxy_from_the_environment_unless_no_proxy(monkeypatch: pytest.MonkeyPa
 
 
 def test_native_runs_stay_in_one_process_and_litellm_runs_may_spread() -> None:
-    from pytest_themis.generation.processes import default_processes
+    from pytest_themis.generation.pool import default_processes
     from pytest_themis.generation.router import ProviderRouter
     from pytest_themis.generation.runner import AUTO_PROCESS_MIN_TASKS, GenerationRunner
 

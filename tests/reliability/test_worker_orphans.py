@@ -16,8 +16,8 @@ from pytest_themis.testing import FaultPlan, OpenAIServer
 CHILD = r"""
 import os, sys
 os.environ["LITELLM_LOCAL_MODEL_COST_MAP"] = "True"
-from pytest_themis.generation import processes
-processes.prestart(2)
+from pytest_themis.generation import pool
+pool.prestart(2)
 from pytest_themis import evaluate
 rows = [{"id": i, "q": f"Question {i}", "gold": "x"} for i in range(400)]
 evaluate(dataset=rows, model="openai/mock", api_base=sys.argv[1], prompt="{q}",
