@@ -7,17 +7,13 @@ same :mod:`pytest_themis.errors` classes the litellm path raises, so the runner'
 treats both alike. It serves models written ``openai/<model>`` (see :mod:`.clients` for when it is
 chosen); the model keeps the ``litellm`` provider name in its cache key.
 
-aiohttp is imported on the first request; litellm never is. A cost is computed from the
-``input_cost_per_token`` / ``output_cost_per_token`` options, else by litellm when something else
-already imported it, else from the per-token prices of litellm's bundled price table (read as
-JSON), so budgets work for priced models either way.
+aiohttp is imported on the first request; litellm never is. Each call is priced by
+:func:`.pricing.native_cost`, so budgets work for priced models without litellm.
 """
 
 from __future__ import annotations
 
 import asyncio
-import functools
-import importlib.util
 import json
 import os
 import sys
@@ -41,6 +37,7 @@ from ..errors import (
 )
 from .base import PLACEHOLDER_API_KEY, secret_values
 from .clients import NATIVE_TRANSPORT_OPTIONS
+from .pricing import native_cost
 from .remote import RemoteProvider, describe_task, retry_after_seconds
 
 __all__ = ["OPENAI_API_BASE", "OpenAINativeProvider"]
@@ -51,7 +48,6 @@ OPENAI_API_BASE = "https://api.openai.com/v1"
 _TEXT_PREFIX = "text-completion-openai/"
 _KEY_HINT = "set OPENAI_API_KEY (or pass api_key)"
 #: litellm's bundled price table, read (not imported) to price calls when litellm is not loaded.
-_PRICE_FILE = "model_prices_and_context_window_backup.json"
 
 
 class OpenAINativeProvider(RemoteProvider):
@@ -423,97 +419,9 @@ def _parse(
     return ProviderResponse(
         text=text,
         usage=usage,
-        cost=_cost(task.model.identifier, usage, options),
+        cost=native_cost(task.model.identifier, usage, options),
         finish_reason=finish_reason,
     )
-
-
-def _cost(identifier: str, usage: TokenUsage | None, options: Mapping[str, Any]) -> float | None:
-    """USD for this call: from the price options, else litellm's cost map if litellm is loaded."""
-    if usage is None:
-        return None
-    prompt_price = options.get("input_cost_per_token")
-    completion_price = options.get("output_cost_per_token")
-    if prompt_price is not None or completion_price is not None:
-        return (
-            float(prompt_price or 0.0) * usage.prompt_tokens
-            + float(completion_price or 0.0) * usage.completion_tokens
-        )
-    litellm = sys.modules.get("litellm")
-    if litellm is None:
-        return _cost_from_price_file(_model_name(identifier), usage)
-    try:
-        prompt_cost, completion_cost = litellm.cost_per_token(
-            model=_model_name(identifier),
-            custom_llm_provider=(
-                "text-completion-openai" if identifier.startswith(_TEXT_PREFIX) else "openai"
-            ),
-            prompt_tokens=usage.prompt_tokens,
-            completion_tokens=usage.completion_tokens,
-        )
-    except Exception:  # noqa: BLE001 - unknown models raise; cost is optional
-        return None
-    cost = float(prompt_cost) + float(completion_cost)
-    return cost if cost == cost and cost >= 0 else None
-
-
-@functools.lru_cache(maxsize=1)
-def _price_text() -> str:
-    """litellm's bundled price table as text ('' without litellm); litellm is not imported."""
-    spec = importlib.util.find_spec("litellm")
-    if spec is None or not spec.submodule_search_locations:
-        return ""
-    path = os.path.join(spec.submodule_search_locations[0], _PRICE_FILE)
-    try:
-        with open(path, encoding="utf-8") as fh:
-            return fh.read()
-    except OSError:
-        return ""
-
-
-@functools.lru_cache(maxsize=1)
-def _price_table() -> dict[str, tuple[float, float] | None]:
-    """Model name -> flat (input, output) price per token, None for an entry without one."""
-    try:
-        table = json.loads(_price_text() or "{}")
-    except ValueError:
-        return {}
-    if not isinstance(table, dict):
-        return {}
-    return {str(name): _flat_price(entry) for name, entry in table.items() if entry}
-
-
-def _flat_price(entry: Any) -> tuple[float, float] | None:
-    if not isinstance(entry, Mapping):
-        return None
-    prompt_price = entry.get("input_cost_per_token")
-    completion_price = entry.get("output_cost_per_token")
-    if not isinstance(prompt_price, (int, float)) or not isinstance(completion_price, (int, float)):
-        return None
-    return float(prompt_price), float(completion_price)
-
-
-@functools.lru_cache(maxsize=256)
-def _listed_price(name: str) -> tuple[float, float] | None:
-    """The flat price of ``name`` (or ``openai/<name>``) in the bundled table, else None.
-
-    A plain name that does not occur in the table's text is unpriced without parsing the
-    table (a local server's model, typically): parsing 3 MB of JSON costs tens of ms of CPU.
-    """
-    text = _price_text()
-    plain = name.isascii() and '"' not in name and "\\" not in name
-    if plain and f'"{name}"' not in text and f'"openai/{name}"' not in text:
-        return None
-    table = _price_table()
-    return table[name] if name in table else table.get("openai/" + name)
-
-
-def _cost_from_price_file(name: str, usage: TokenUsage) -> float | None:
-    """Per-token price of ``name`` from the bundled table (flat prices only), else None."""
-    price = _listed_price(name)
-    if price is None:
-        return None
-    return price[0] * usage.prompt_tokens + price[1] * usage.completion_tokens
 
 
 def _secrets(options: Mapping[str, Any]) -> list[str]:

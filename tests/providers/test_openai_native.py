@@ -391,12 +391,12 @@ def test_no_key_for_api_openai_com_fails_before_sending(monkeypatch: pytest.Monk
 
 
 def test_an_unlisted_model_is_unpriced_without_parsing_the_price_table() -> None:
-    from pytest_themis.providers import openai_native
+    from pytest_themis.providers import pricing
 
-    openai_native._listed_price.cache_clear()
-    openai_native._price_table.cache_clear()
-    assert openai_native._listed_price("local-model-not-in-any-table") is None
-    assert openai_native._price_table.cache_info().currsize == 0  # decided on the text alone
-    listed = openai_native._listed_price("gpt-4o-mini")
+    pricing._listed_price.cache_clear()
+    pricing._price_table.cache_clear()
+    assert pricing._listed_price("local-model-not-in-any-table") is None
+    assert pricing._price_table.cache_info().currsize == 0  # decided on the text alone
+    listed = pricing._listed_price("gpt-4o-mini")
     assert listed is not None and all(price > 0 for price in listed)
-    assert openai_native._price_table.cache_info().currsize == 1
+    assert pricing._price_table.cache_info().currsize == 1
