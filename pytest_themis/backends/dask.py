@@ -119,8 +119,8 @@ class _DaskAdapter:
         # Futures land in ``_finished`` (from Dask's callback thread) when done; ``wait_any``
         # moves them to ``_ready``, where they stay until ``result`` or ``cancel`` takes them, so
         # a handle handed out but not yet collected is still found by the next wait (as with
-        # ``ray.wait``). (``distributed.wait`` needs a
-        # default client; ``as_completed`` measured slower: its blocking wait can sleep 100 ms.)
+        # ``ray.wait``). ``distributed.wait`` needs a default client; ``as_completed`` measured
+        # slower (its blocking wait can sleep 100 ms).
         self._finished: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._ready: set[Any] = set()
 
@@ -219,8 +219,8 @@ class _DaskAdapter:
             try:
                 self._ready.add(self._finished.get(timeout=min(_RECHECK, remaining or _RECHECK)))
             except queue.Empty:
-                # Done callbacks are the fast path; a future that finished without one (seen
-                # once on a loaded machine) is still found by asking it.
+                # Done callbacks are the fast path; asking the futures themselves now and then
+                # keeps a wait from depending on a callback alone (a test once hung here).
                 self._ready.update(h for h in wanted if h.done())
         while True:  # and whatever else has finished meanwhile
             try:
