@@ -116,16 +116,20 @@ def math_store(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str
     return store, _per_sample(report)
 
 
-def _math_run(store: Path, metric: Metric, **options: Any) -> ExperimentReport:
+def _math_eval(*, model: Any = echo, **options: Any) -> ExperimentReport:
+    """``evaluate`` of ``model`` on :data:`MATH_ROWS` (prompt: the prediction; reference: gold)."""
     return evaluate(
-        dataset=MATH_ROWS,
-        model=echo,
-        prompt="{pred}",
-        reference_field="gold",
-        metrics=[metric],
-        storage=str(store),
-        **options,
+        dataset=MATH_ROWS, model=model, prompt="{pred}", reference_field="gold", **options
     )
+
+
+def _math_run(store: Path, metric: Metric, **options: Any) -> ExperimentReport:
+    return _math_eval(metrics=[metric], storage=str(store), **options)
+
+
+def _echo_run(rows: list[dict[str, Any]], *, model: Any = echo, **options: Any) -> ExperimentReport:
+    """``evaluate`` of ``model`` on ``rows`` whose ``q`` is both the prompt and the reference."""
+    return evaluate(dataset=rows, model=model, prompt="{q}", reference_field="q", **options)
 
 
 def test_math_verify_on_the_engine_scores_like_local(engine: Any, math_store: Any) -> None:
@@ -223,11 +227,8 @@ def test_a_killed_dask_worker_mid_scoring_loses_no_record(
 ) -> None:
     rows = [{"id": f"r{i}", "q": str(i % 3)} for i in range(40)]
     store = str(tmp_path / "store")
-    evaluate(
-        dataset=rows,
-        model=echo,
-        prompt="{q}",
-        reference_field="q",
+    _echo_run(
+        rows,
         metrics=["exact_match"],
         storage=store,
     )
@@ -242,11 +243,8 @@ def test_a_killed_dask_worker_mid_scoring_loses_no_record(
 
     killer = threading.Thread(target=kill_when_stalled, daemon=True)
     killer.start()
-    report = evaluate(
-        dataset=rows,
-        model=echo,
-        prompt="{q}",
-        reference_field="q",
+    report = _echo_run(
+        rows,
         metrics=[StallingMetric(str(tmp_path))],
         storage=store,
         execution_backend=dask_backend,
@@ -359,11 +357,8 @@ def test_records_reading_metrics_stay_in_this_process(dask_backend: DaskExecutio
     rows = [{"id": f"r{i}", "q": "x" * i} for i in range(1, 9)]
     judge = LocalOnly()
     pipeline = EvaluationPipeline(metrics=[judge, ExactMatch()])
-    report = evaluate(
-        dataset=rows,
-        model=echo,
-        prompt="{q}",
-        reference_field="q",
+    report = _echo_run(
+        rows,
         evaluation_pipeline=pipeline,
         storage=None,
         execution_backend=dask_backend,
@@ -388,11 +383,8 @@ def test_score_on_engine_without_a_cluster_fails_before_any_request() -> None:
 
     for backend in (None, "threads"):
         with pytest.raises(ConfigurationError) as info:
-            evaluate(
-                dataset=MATH_ROWS,
+            _math_eval(
                 model=model,
-                prompt="{pred}",
-                reference_field="gold",
                 metrics=["exact_match"],
                 storage=None,
                 execution_backend=backend,
@@ -402,11 +394,8 @@ def test_score_on_engine_without_a_cluster_fails_before_any_request() -> None:
         assert "\n" not in message and "score_on_engine needs a Ray or Dask" in message
     assert calls == []
     with pytest.raises(ConfigurationError, match="score_on_engine must be True or False"):
-        evaluate(
-            dataset=MATH_ROWS,
+        _math_eval(
             model=model,
-            prompt="{pred}",
-            reference_field="gold",
             metrics=["exact_match"],
             score_on_engine="yes",
         )
@@ -430,11 +419,8 @@ def test_a_pipeline_the_engine_cannot_receive_fails_before_any_request(
         return prompt
 
     with pytest.raises(ConfigurationError) as info:
-        evaluate(
-            dataset=MATH_ROWS,
+        _math_eval(
             model=model,
-            prompt="{pred}",
-            reference_field="gold",
             metrics=[Unpicklable()],
             storage=None,
             execution_backend=dask_backend,
@@ -459,11 +445,8 @@ def test_a_failing_metric_fails_the_run_as_it_does_locally(
     messages = []
     for options in ({}, {"execution_backend": dask_backend, "score_on_engine": True}):
         with pytest.raises(MetricError) as info:
-            evaluate(
-                dataset=rows,
-                model=echo,
-                prompt="{q}",
-                reference_field="q",
+            _echo_run(
+                rows,
                 metrics=[Exploding()],
                 storage=None,
                 **options,

@@ -12,6 +12,7 @@ from typing import Any
 
 import litellm  # noqa: E402 - a core dependency: a failed import must fail, not skip
 import pytest
+from support.responders import recording_responder
 from support.services import free_port
 from support.tasks import make_task
 
@@ -74,11 +75,7 @@ def test_success_returns_text_usage_and_finish_reason(
 
 
 def test_request_carries_sampling_and_no_unset_parameters() -> None:
-    seen: list[dict[str, Any]] = []
-
-    def responder(messages: list[dict[str, Any]], request: dict[str, Any]) -> str:
-        seen.append(request)
-        return "ok"
+    seen, responder = recording_responder()
 
     sampling = SamplingConfig(temperature=0.3, top_p=0.9, max_tokens=77, stop=("END",), seed=5)
     with OpenAIServer(responder=responder) as server:

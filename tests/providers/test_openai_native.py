@@ -11,6 +11,7 @@ import sys
 from typing import Any
 
 import pytest
+from support.responders import recording_responder
 from support.services import free_port
 from support.tasks import make_task
 
@@ -139,11 +140,7 @@ def test_length_finish_reason_and_price_options(openai_server: OpenAIServer) -> 
 
 
 def test_request_body_carries_sampling_and_extra_body(openai_server: OpenAIServer) -> None:
-    seen: list[dict[str, Any]] = []
-
-    def responder(messages: list[dict[str, Any]], request: dict[str, Any]) -> str:
-        seen.append(request)
-        return "ok"
+    seen, responder = recording_responder()
 
     with OpenAIServer(responder=responder) as server:
         task = make_task(

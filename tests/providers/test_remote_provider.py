@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 from email.utils import format_datetime
-from typing import Any
 
 import pytest
+from support.responders import recording_responder
 from support.tasks import make_task
 
 from pytest_themis.core.entities import ProviderResponse
@@ -67,11 +67,7 @@ def test_retry_after_header_forms() -> None:
 
 def test_transport_options_never_reach_the_request_body() -> None:
     assert NATIVE_TRANSPORT_OPTIONS < native_options
-    seen: list[dict[str, Any]] = []
-
-    def responder(messages: list[dict[str, Any]], request: dict[str, Any]) -> str:
-        seen.append(request)
-        return "ok"
+    seen, responder = recording_responder()
 
     with OpenAIServer(responder=responder) as server:
         task = make_task(
