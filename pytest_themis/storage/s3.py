@@ -1,7 +1,7 @@
 """S3Storage: the cache in an S3 bucket (AWS, MinIO, Ceph, R2 …) as immutable batch objects.
 
 Layout under ``s3://bucket/prefix/``: ``objects/<time>-<writer>-<seq>`` holds one ``set_many``
-(many entries, each in the checksummed encoding of the embedded store). Objects are never
+(many entries, framed as :mod:`.batch_object` describes). Objects are never
 rewritten: every writer names its own (random writer id + sequence), so concurrent writers cannot
 overwrite each other, and an S3 PUT is atomic, so a reader never sees half an object.
 
@@ -27,7 +27,6 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
-import struct
 import threading
 import time
 import warnings
@@ -38,12 +37,11 @@ from urllib.parse import urlsplit
 from ..backends.storage import StorageBackend
 from ..errors import ConfigurationError, ThemisError
 from . import CacheIntegrityWarning, decode_value, encode_value
+from .batch_object import decode_batch, encode_batch
 from .urls import redact_url
 
 __all__ = ["S3Storage", "S3StorageError"]
 
-_OBJECT_MAGIC = b"THB1\n"
-_FRAME = struct.Struct(">II")
 _INSTALL = 'pip install "pytest-themis[s3]"'
 _MISSING_RETRIES = 5
 
@@ -61,40 +59,6 @@ def _parse_url(url: str) -> tuple[str, str]:
         )
     prefix = parts.path.strip("/")
     return parts.netloc, (prefix + "/" if prefix else "")
-
-
-def encode_batch(items: Iterable[tuple[str, bytes]]) -> bytes:
-    """One object's body: a magic line, then (key length, value length, key, value) frames."""
-    chunks = [_OBJECT_MAGIC]
-    for key, data in items:
-        raw = key.encode("utf-8")
-        chunks.append(_FRAME.pack(len(raw), len(data)))
-        chunks.append(raw)
-        chunks.append(data)
-    return b"".join(chunks)
-
-
-def decode_batch(body: bytes) -> tuple[list[tuple[str, bytes]], bool]:
-    """The (key, encoded value) entries of an object body, and whether the framing was intact."""
-    if not body.startswith(_OBJECT_MAGIC):
-        return [], False
-    entries: list[tuple[str, bytes]] = []
-    pos, end = len(_OBJECT_MAGIC), len(body)
-    while pos < end:
-        if pos + _FRAME.size > end:
-            return entries, False
-        key_len, value_len = _FRAME.unpack_from(body, pos)
-        pos += _FRAME.size
-        if pos + key_len + value_len > end:
-            return entries, False
-        try:
-            key = body[pos : pos + key_len].decode("utf-8")
-        except UnicodeDecodeError:
-            return entries, False
-        pos += key_len
-        entries.append((key, body[pos : pos + value_len]))
-        pos += value_len
-    return entries, True
 
 
 class S3StorageError(ThemisError):

@@ -19,7 +19,8 @@ from support.sweeps import demo_twice, rerun_from_store
 
 from pytest_themis.errors import ConfigurationError
 from pytest_themis.storage import CacheIntegrityWarning, decode_value, encode_value
-from pytest_themis.storage.s3 import S3Storage, decode_batch, encode_batch
+from pytest_themis.storage.batch_object import decode_batch, encode_batch
+from pytest_themis.storage.s3 import S3Storage
 from pytest_themis.testing.polling import wait_for
 
 CANARY = "canary-SECRET-4f1d9e"
