@@ -15,6 +15,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable, Iterator
 from typing import Any, cast
 
+from ..core.defaults import AUTO_PARALLEL_CEILING
 from ..core.entities import (
     GenerationError,
     GenerationRecord,
@@ -284,27 +285,75 @@ class GenerationKernel:
     ) -> Iterator[list[GenerationRecord]]:
         """Run ``tasks`` on the shared loop; yield the records finished so far, in lists.
 
-        Closing the iterator (or Ctrl-C while it waits) cancels the requests in flight.
+        No new request starts while a window's worth of finished records (``limit``, else the
+        settings' fixed limit, else :data:`AUTO_PARALLEL_CEILING`) waits for the caller, so a
+        caller that falls behind (a slow disk, scoring on a busy machine) holds at most that
+        many records a killed process would lose. Closing the iterator (or Ctrl-C while it
+        waits) cancels the requests in flight.
         """
         out: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        loop = shared_loop()
+        backlog = _Backlog(limit or self.settings.fixed_limit or AUTO_PARALLEL_CEILING, loop)
+
+        def emit(record: GenerationRecord) -> None:
+            backlog.add()
+            out.put(record)
+
+        async def gated() -> AsyncIterator[GenerationTask]:
+            for task in tasks:
+                await backlog.room()
+                yield task
 
         async def main() -> None:
             try:
-                await self.produce(
-                    iter(tasks), out.put, limiter=self.limiters(limit), budget=budget
-                )
+                await self.produce(gated(), emit, limiter=self.limiters(limit), budget=budget)
             except BaseException as exc:  # noqa: BLE001 - handed to the consumer thread
                 out.put(crash(exc))
             finally:
                 out.put(END)
 
-        future = asyncio.run_coroutine_threadsafe(main(), shared_loop())
+        future = asyncio.run_coroutine_threadsafe(main(), loop)
         try:
-            yield from drain(out, max_batch)
+            for records in drain(out, max_batch):
+                yield records
+                backlog.take(len(records))  # the caller is done with them (stored, scored)
         finally:
             if not future.done():
                 future.cancel()
                 concurrent.futures.wait([future], timeout=_CANCEL_GRACE)
+
+
+class _Backlog:
+    """Finished records handed to the consumer thread and not yet taken back; :meth:`room`
+    (on the loop) waits while ``limit`` of them are out."""
+
+    def __init__(self, limit: int, loop: asyncio.AbstractEventLoop) -> None:
+        self.limit = max(1, limit)
+        self._count = 0
+        self._lock = threading.Lock()
+        self._loop = loop
+        self._freed = asyncio.Event()
+
+    def add(self) -> None:
+        with self._lock:
+            self._count += 1
+
+    def take(self, n: int) -> None:
+        """From the consumer's thread: ``n`` records are done with."""
+        with self._lock:
+            was_full = self._count >= self.limit
+            self._count -= n
+            wake = was_full and self._count < self.limit
+        if wake:
+            self._loop.call_soon_threadsafe(self._freed.set)
+
+    async def room(self) -> None:
+        while True:
+            with self._lock:
+                if self._count < self.limit:
+                    return
+                self._freed.clear()  # under the lock: a take after this check sets it again
+            await self._freed.wait()
 
 
 class _NoLimit:
