@@ -202,7 +202,8 @@ class RunRecorder:
                 ):
                     failures.append(
                         f"--themis-require-noninferior={self.require_noninferior:g}: {label}: "
-                        f"{m.metric} lower bound {_junit(m.ci_low)} is not above "
+                        f"{m.metric} lower bound "
+                        f"{number(m.ci_low, signed=True, missing='nan')} is not above "
                         f"-{self.require_noninferior:g}: {describe(m)}"
                     )
         return failures

@@ -226,6 +226,7 @@ def _busy_pool(busy: str, tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str
         [sys.executable, "-c", _BUSY_CALLER, f"{TARGETS}:{BUSY[busy]}", str(mark)],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
     )  # fmt: skip
+    host = None
     try:
         assert caller.stdout is not None
         host = int(caller.stdout.readline())
@@ -238,6 +239,9 @@ def _busy_pool(busy: str, tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str
     finally:
         caller.kill()
         caller.communicate()
+        if host is not None:  # a test that failed must not leave a worker spinning on a core
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(host, signal.SIGKILL)
 
 
 @pytest.mark.parametrize("busy", list(BUSY))
